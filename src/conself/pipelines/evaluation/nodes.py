@@ -1,0 +1,116 @@
+"""Nodes of the evaluation stage: greedy pass@1 of the starting and the trained model.
+
+Only this stage reads ``oracles``: the round itself never sees an expected output.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from conself.metrics import evaluate_programs, paired_bootstrap_ci
+from conself.pipelines.execution.nodes import sandbox_config
+from conself.sampling import TransformersSampler, sample_plain
+from conself.sandbox import Sandbox
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("start", "trained")
+
+
+def generate_eval_programs(
+    eval_problems: pd.DataFrame,
+    base_model: dict[str, Any],
+    round_model: dict[str, Any],
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """Greedy programs from the plain prompt for the starting and the trained model.
+
+    When training was skipped the trained model is the starting model, so its
+    programs are the starting model's (greedy decoding is deterministic).
+    """
+    tables = []
+    for label, adapter in (("start", None), ("trained", round_model.get("adapter_dir"))):
+        if label == "trained" and adapter is None:
+            tables.append(tables[0].assign(model=label))
+            continue
+        sampler = TransformersSampler(
+            base_model["path"], dtype=params.get("dtype", "auto"), adapter_dir=adapter
+        )
+        table = sample_plain(
+            sampler,
+            eval_problems,
+            n=1,
+            temperature=0.0,
+            max_new_tokens=params["max_new_tokens"],
+            batch_size=params["batch_size"],
+        )
+        tables.append(table.assign(model=label))
+        del sampler
+    return pd.concat(tables, ignore_index=True)
+
+
+def score_eval_programs(
+    eval_samples: pd.DataFrame,
+    eval_problems: pd.DataFrame,
+    oracles: pd.DataFrame,
+    execution: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Oracle verdicts per (model, problem) and pass@1 with a paired bootstrap interval."""
+    with Sandbox(sandbox_config(execution.get("sandbox") or {})) as sandbox:
+        results = evaluate_programs(eval_samples, eval_problems, oracles, sandbox)
+    metrics: dict[str, Any] = {}
+    by_model = {m: results[results["model"] == m].sort_values("problem_id") for m in MODELS}
+    for model, table in by_model.items():
+        metrics[f"evaluation.pass_at_1.{model}"] = (
+            float(table["passed"].mean()) if len(table) else 0.0
+        )
+    diff, low, high = paired_bootstrap_ci(
+        by_model["start"]["passed"].tolist(),
+        by_model["trained"]["passed"].tolist(),
+        n_resamples=params["bootstrap_resamples"],
+        seed=params["bootstrap_seed"],
+    )
+    metrics |= {
+        "evaluation.pass_at_1.diff": diff,
+        "evaluation.pass_at_1.diff_ci_low": low,
+        "evaluation.pass_at_1.diff_ci_high": high,
+        "evaluation.n_problems": float(len(eval_problems)),
+    }
+    logger.info(
+        "pass@1 start %.3f -> trained %.3f (diff %.3f, 95%% CI [%.3f, %.3f])",
+        metrics["evaluation.pass_at_1.start"],
+        metrics["evaluation.pass_at_1.trained"],
+        diff,
+        low,
+        high,
+    )
+    return results, {k: {"value": float(v), "step": 0} for k, v in metrics.items()}
+
+
+def summarise_round(
+    problems: pd.DataFrame,
+    curriculum: pd.DataFrame,
+    preference_pairs: pd.DataFrame,
+    round_model: dict[str, Any],
+    eval_results: pd.DataFrame,
+) -> dict[str, Any]:
+    """The round's headline numbers in one small report (also an MLflow artifact)."""
+    passed = eval_results.groupby("model")["passed"].mean().to_dict()
+    return {
+        "base_model": round_model["base"],
+        "adapter_dir": round_model.get("adapter_dir"),
+        "training_skipped_reason": round_model.get("skipped_reason"),
+        "n_problems": len(problems),
+        "curriculum_size": int(curriculum["selected"].sum()),
+        "curriculum_reasons": {k: int(v) for k, v in curriculum["reason"].value_counts().items()},
+        "n_pairs": len(preference_pairs),
+        "mean_pair_weight": float(preference_pairs["weight"].mean())
+        if len(preference_pairs)
+        else None,
+        "n_eval_problems": int(eval_results["problem_id"].nunique()),
+        "pass_at_1": {k: float(v) for k, v in passed.items()},
+    }

@@ -1,0 +1,43 @@
+"""Evaluation: greedy pass@1 of the starting and trained model on held-out problems."""
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import generate_eval_programs, score_eval_programs, summarise_round
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                generate_eval_programs,
+                inputs=["eval_problems", "base_model", "round_model", "params:evaluation"],
+                outputs="eval_samples",
+                name="generate_eval_programs",
+            ),
+            node(
+                score_eval_programs,
+                inputs=[
+                    "eval_samples",
+                    "eval_problems",
+                    "oracles",
+                    "params:execution",
+                    "params:evaluation",
+                ],
+                outputs=["eval_results", "evaluation_metrics"],
+                name="score_eval_programs",
+            ),
+            node(
+                summarise_round,
+                inputs=[
+                    "problems",
+                    "curriculum",
+                    "preference_pairs",
+                    "round_model",
+                    "eval_results",
+                ],
+                outputs="round_report",
+                name="summarise_round",
+            ),
+        ],
+        tags=["evaluation"],
+    )
