@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.framework.hooks import hook_impl
+from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ ARTIFACT_DATASETS = {
     "problem_stats": "tables",
     "eval_results": "tables",
     "round_report": "reports",
+    "threshold_sweep": "diagnostics",
+    "pair_diagnostics": "diagnostics",
+    "confidence_correlations": "diagnostics",
+    "se_distribution_plot": "plots",
+    "threshold_sweep_plot": "plots",
+    "se_vs_correctness_plot": "plots",
 }
 
 
@@ -40,7 +47,10 @@ class MlflowTableArtifacts:
         if mlflow.active_run() is None:
             return
         with tempfile.TemporaryDirectory() as tmp:
-            if isinstance(data, pd.DataFrame):
+            if isinstance(data, Figure):
+                path = Path(tmp) / f"{dataset_name}.png"
+                data.savefig(path, dpi=110)
+            elif isinstance(data, pd.DataFrame):
                 path = Path(tmp) / f"{dataset_name}.parquet"
                 data.to_parquet(path)
             else:

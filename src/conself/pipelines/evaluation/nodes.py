@@ -10,7 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from conself.metrics import evaluate_programs, paired_bootstrap_ci
+from conself.metrics import (
+    confidence_correlations,
+    evaluate_programs,
+    pair_oracle_rate,
+    paired_bootstrap_ci,
+    sample_verdicts,
+    se_distribution_figure,
+    se_vs_correctness_figure,
+    threshold_sweep,
+    threshold_sweep_figure,
+)
 from conself.pipelines.execution.nodes import sandbox_config
 from conself.sampling import TransformersSampler, sample_plain
 from conself.sandbox import Sandbox
@@ -114,3 +124,51 @@ def summarise_round(
         "n_eval_problems": int(eval_results["problem_id"].nunique()),
         "pass_at_1": {k: float(v) for k, v in passed.items()},
     }
+
+
+def diagnose_round(
+    samples: pd.DataFrame,
+    problems: pd.DataFrame,
+    oracles: pd.DataFrame,
+    curriculum: pd.DataFrame,
+    sample_consensus: pd.DataFrame,
+    preference_pairs: pd.DataFrame,
+    curriculum_params: dict[str, Any],
+    preference_params: dict[str, Any],
+    execution: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], Any, Any, Any]:
+    """Analysis only: how often consensus picked the oracle-correct program, and why tau.
+
+    Reads oracles, so nothing that feeds the pairs or the training may depend on it.
+    """
+    with Sandbox(sandbox_config(execution.get("sandbox") or {})) as sandbox:
+        verdicts = sample_verdicts(samples, problems, oracles, sandbox)
+    rate, pair_table = pair_oracle_rate(preference_pairs, verdicts)
+    stats = curriculum.drop(columns=["normalized_entropy", "selected", "reason"])
+    sweep = threshold_sweep(
+        stats,
+        samples,
+        sample_consensus,
+        verdicts,
+        max_crash_rate=curriculum_params["max_crash_rate"],
+        max_pairs_per_problem=preference_params["max_pairs_per_problem"],
+    )
+    per_problem, correlations = confidence_correlations(stats, samples, verdicts, sample_consensus)
+    metrics = {
+        "diagnostics.pair_oracle_rate": rate,
+        "diagnostics.sample_pass_rate": float(verdicts["passed"].mean())
+        if len(verdicts)
+        else float("nan"),
+    }
+    metrics |= {f"diagnostics.spearman.{row.signal}": row.rho for row in correlations.itertuples()}
+    logger.info("pair oracle rate %.3f; threshold sweep:\n%s", rate, sweep.to_string(index=False))
+    return (
+        verdicts,
+        pair_table,
+        sweep,
+        correlations,
+        {k: {"value": float(v), "step": 0} for k, v in metrics.items() if pd.notna(v)},
+        se_distribution_figure(curriculum, curriculum_params["tau"]),
+        threshold_sweep_figure(sweep),
+        se_vs_correctness_figure(per_problem),
+    )

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import generate_eval_programs, score_eval_programs, summarise_round
+from .nodes import diagnose_round, generate_eval_programs, score_eval_programs, summarise_round
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -37,6 +37,31 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="round_report",
                 name="summarise_round",
+            ),
+            node(
+                diagnose_round,
+                inputs=[
+                    "samples",
+                    "problems",
+                    "oracles",
+                    "curriculum",
+                    "sample_consensus",
+                    "preference_pairs",
+                    "params:curriculum",
+                    "params:preference",
+                    "params:execution",
+                ],
+                outputs=[
+                    "sample_verdicts",
+                    "pair_diagnostics",
+                    "threshold_sweep",
+                    "confidence_correlations",
+                    "diagnostics_metrics",
+                    "se_distribution_plot",
+                    "threshold_sweep_plot",
+                    "se_vs_correctness_plot",
+                ],
+                name="diagnose_round",
             ),
         ],
         tags=["evaluation"],
