@@ -10,6 +10,7 @@ safetensors checkpoint that later runs load in seconds.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -113,6 +114,7 @@ def embedded_checkpoint(cache_dir: str | Path) -> Path:
     if marker.is_file():
         meta = json.loads(marker.read_text())
         if meta.get("gguf_sha256") == GGUF_SHA256:
+            _drop_quantization_marker(final / "config.json")
             return final
         raise EmbeddedModelError(
             f"cached checkpoint {final} was built from GGUF {meta.get('gguf_sha256')}, "
@@ -125,7 +127,13 @@ def embedded_checkpoint(cache_dir: str | Path) -> Path:
     loaded = AutoModelForCausalLM.from_pretrained(
         str(gguf_dir), gguf_file=gguf.name, dtype=torch.float32
     )
-    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = copy.deepcopy(loaded.config)
+    # The GGUF quantisation marker must not travel: with it, transformers loads the
+    # de-quantised weights into packed-GGUF kernels that are ~50x slower on CPU.
+    config.quantization_config = None
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     if loaded.generation_config is not None:
         fresh.generation_config = loaded.generation_config
@@ -134,6 +142,7 @@ def embedded_checkpoint(cache_dir: str | Path) -> Path:
     try:
         fresh.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        _drop_quantization_marker(staging / "config.json")
         (staging / _DONE_MARKER).write_text(
             json.dumps({"source": EMBEDDED_MODEL_NAME, "gguf_sha256": GGUF_SHA256}, indent=2)
         )
@@ -147,3 +156,14 @@ def embedded_checkpoint(cache_dir: str | Path) -> Path:
     shutil.rmtree(gguf_dir, ignore_errors=True)
     logger.info("embedded model checkpoint ready at %s", final)
     return final
+
+
+def _drop_quantization_marker(config_path: Path) -> None:
+    """Repair checkpoints converted before the GGUF marker was stripped (see above)."""
+    config = json.loads(config_path.read_text())
+    if "quantization_config" in config:
+        del config["quantization_config"]
+        tmp = config_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        os.replace(tmp, config_path)
+        logger.info("removed the GGUF quantization marker from %s", config_path)
