@@ -30,8 +30,12 @@ _STDIO_FORMAT = (
 _CODE_INSTRUCTION = "Solve the following programming problem in Python.\n\n{prompt}\n\n{fmt}"
 _OBSERVATION_HINT = "\n\nHere is an observation about the problem that may help:\n{observation}"
 
+# "Observation N:" with the markdown a chat model wraps it in: bold ("**Observation 1:**",
+# "**Observation 1**:"), list markers ("- ", "1. ") or headings ("### "). A body ends where
+# the next observation's line starts, so the next line's marker is not part of it.
 _OBSERVATION_RE = re.compile(
-    r"Observation\s*(\d+)\s*[:.]\s*(.*?)(?=\n?\s*\**\s*Observation\s*\d+\s*[:.]|\Z)",
+    r"Observation\s*(\d+)\s*\**\s*[:.]\s*(.*?)"
+    r"(?=\n?[ \t]*(?:[-+]|#+|\d+[.)])?[ \t]*\**\s*Observation\s*\d+\s*\**\s*[:.]|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
 _FENCE_RE = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
