@@ -10,7 +10,7 @@ import torch
 from conself.condpo import condpo_loss
 
 
-def _reference(pc, pr, rc, rr, w, beta):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _reference(pc, pr, rc, rr, w, beta):  # type: ignore[no-untyped-def]
     """Independent scalar loop: mean_i(w_i * -log(sigmoid(beta * margin_i)))."""
     total = 0.0
     for i in range(len(pc)):

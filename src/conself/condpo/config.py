@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from trl import DPOConfig
+from trl import DPOConfig, SFTConfig
 
 # transformers 5.2x renamed gradient_checkpointing (kept as a deprecated alias).
 _CHECKPOINTING_FIELD = (
@@ -85,12 +85,10 @@ class CondpoConfig:
     def resolved_use_cpu(self) -> bool:
         return (not torch.cuda.is_available()) if self.use_cpu is None else bool(self.use_cpu)
 
-    def to_dpo_config(self, output_dir: str) -> DPOConfig:
-        """The TRL config: sigmoid DPO, no reporting (the caller logs to MLflow), no checkpoints."""
-        kwargs: dict[str, Any] = {
+    def _common_kwargs(self, output_dir: str) -> dict[str, Any]:
+        """Settings shared by the DPO and the SFT trainers (same schedule, batch, precision)."""
+        return {
             "output_dir": output_dir,
-            "beta": self.beta,
-            "loss_type": ["sigmoid"],
             "learning_rate": self.learning_rate,
             "num_train_epochs": self.num_train_epochs,
             "max_steps": self.max_steps,
@@ -112,5 +110,23 @@ class CondpoConfig:
             "save_strategy": "no",
             "disable_tqdm": True,
         }
+
+    def to_dpo_config(self, output_dir: str) -> DPOConfig:
+        """The TRL config: sigmoid DPO, no reporting (the caller logs to MLflow), no checkpoints."""
+        kwargs = {**self._common_kwargs(output_dir), "beta": self.beta, "loss_type": ["sigmoid"]}
         kwargs.update(self.dpo_overrides)
         return DPOConfig(**kwargs)
+
+    def to_sft_config(self, output_dir: str) -> SFTConfig:
+        """The SFT baseline's TRL config: loss on the completion only, no packing.
+
+        ``dpo_overrides`` keys that SFTConfig also has are applied too (e.g. ddp options).
+        """
+        kwargs = {
+            **self._common_kwargs(output_dir),
+            "completion_only_loss": True,
+            "packing": False,
+        }
+        sft_fields = SFTConfig.__dataclass_fields__
+        kwargs.update({k: v for k, v in self.dpo_overrides.items() if k in sft_fields})
+        return SFTConfig(**kwargs)

@@ -27,7 +27,7 @@ def dpo_sigmoid_losses(
     return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))
 
 
-def condpo_loss(  # noqa: PLR0917 (positional order is the public contract)
+def condpo_loss(
     policy_chosen_logps: torch.Tensor,
     policy_rejected_logps: torch.Tensor,
     ref_chosen_logps: torch.Tensor,

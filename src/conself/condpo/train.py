@@ -12,23 +12,34 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from accelerate.utils import gather_object
 from datasets import Dataset
-from peft import LoraConfig, PeftModel
+from peft import LoraConfig
 from transformers import (
-    AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     set_seed,
 )
+from trl import SFTTrainer
 
-from conself.condpo.config import CondpoConfig, resolve_dtype
+from conself.condpo.config import CondpoConfig
+from conself.condpo.lineage import (
+    LINEAGE_FILE,
+    lineage_adapters,
+    load_base_model,
+    merge_adapters,
+    verify_lineage,
+    write_lineage,
+)
 from conself.condpo.trainer import WEIGHT_COLUMN, ConDPOTrainer
+from conself.models import checkpoint_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -98,20 +109,80 @@ def _lora_config(config: CondpoConfig) -> LoraConfig:
     )
 
 
+METHODS = ("condpo", "dpo", "sft")
+
+
+def build_sft_dataset(pairs: pd.DataFrame) -> Dataset:
+    """Prompt-completion conversational rows of the chosen programs, one per (prompt, chosen).
+
+    Why deduplicated: pairs are chosen x rejected, so a chosen program appears in
+    several pairs; SFT on the chosen programs should see each once.
+    """
+    validate_pairs(pairs)
+    unique = pairs.drop_duplicates(subset=["prompt", "chosen"])
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": row.prompt}],
+                "completion": [{"role": "assistant", "content": row.chosen}],
+            }
+            for row in unique[["prompt", "chosen"]].itertuples(index=False)
+        ]
+    )
+
+
 def train_condpo(
     model_dir: str,
     pairs: pd.DataFrame,
     output_dir: str,
     config: CondpoConfig | dict[str, Any] | None = None,
+    *,
+    method: str = "condpo",
+    parent_adapters: Sequence[str] = (),
+    round_index: int | None = None,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter on `pairs` with Con-DPO and save adapter + tokenizer to `output_dir`.
+    """Train a LoRA adapter on `pairs` and save adapter + tokenizer + lineage to `output_dir`.
 
-    The reference policy is the model in `model_dir` itself (the adapter disabled),
-    so no second full copy is held in memory. Returns the metrics the caller logs.
+    ``method``: ``condpo`` (weighted sigmoid DPO, the paper), ``dpo`` (the same
+    trainer, unweighted) or ``sft`` (TRL's SFTTrainer on the chosen completions,
+    loss on the completion only). ``parent_adapters`` are the earlier rounds'
+    adapters: the starting model is `model_dir` with them merged in order, and the
+    reference policy is that starting model (the new adapter disabled), so no
+    second full copy is held in memory. Returns the metrics the caller logs.
     """
+    metrics, _ = train_adapter(
+        model_dir,
+        pairs,
+        output_dir,
+        config,
+        method=method,
+        parent_adapters=parent_adapters,
+        round_index=round_index,
+    )
+    return metrics
+
+
+def train_adapter(
+    model_dir: str,
+    pairs: pd.DataFrame,
+    output_dir: str,
+    config: CondpoConfig | dict[str, Any] | None = None,
+    *,
+    method: str = "condpo",
+    parent_adapters: Sequence[str] = (),
+    round_index: int | None = None,
+    return_model: bool = False,
+) -> tuple[dict[str, Any], Any]:
+    """`train_condpo`, optionally also returning the trained in-memory model (peft-wrapped)."""
     if not isinstance(config, CondpoConfig):
         config = CondpoConfig.from_dict(config)
-    dataset = build_preference_dataset(pairs)
+    if method not in METHODS:
+        raise ValueError(f"unknown training method {method!r}; use one of {list(METHODS)}")
+    if method == "dpo" or (method == "condpo" and not config.weighted):
+        method, config = "dpo", dataclasses.replace(config, weighted=False)
+    dataset = build_sft_dataset(pairs) if method == "sft" else build_preference_dataset(pairs)
+    parent_adapters = [str(p) for p in parent_adapters]
+    round_index = len(parent_adapters) if round_index is None else int(round_index)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
@@ -121,36 +192,55 @@ def train_condpo(
         raise ValueError(
             f"tokenizer in {model_dir} has no chat_template; Con-DPO builds chat-formatted pairs"
         )
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(config.model_dtype))
-    args = config.to_dpo_config(str(out))
+    base_fp = checkpoint_fingerprint(model_dir)
+    if parent_adapters:
+        verify_lineage(model_dir, parent_adapters, base_fp)
+    model = load_base_model(model_dir, config.model_dtype)
+    model = merge_adapters(model, parent_adapters)  # round N starts from round N-1's model
+    if method == "sft":
+        args: Any = config.to_sft_config(str(out))
+        trainer: Any = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=_lora_config(config),
+        )
+    else:
+        args = config.to_dpo_config(str(out))
+        trainer = ConDPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=_lora_config(config),
+            weighted=config.weighted,
+        )
     logger.info(
-        "Con-DPO: %d pairs, weighted=%s, beta=%s, lr=%s, epochs=%s, batch=%dx%d, cpu=%s, bf16=%s",
+        "%s: %d examples, round %d on %d parent adapter(s), beta=%s, lr=%s, epochs=%s, "
+        "batch=%dx%dx%d, cpu=%s, bf16=%s",
+        method,
         len(dataset),
-        config.weighted,
+        round_index,
+        len(parent_adapters),
         config.beta,
         config.learning_rate,
         config.num_train_epochs,
         config.per_device_train_batch_size,
         config.gradient_accumulation_steps,
+        args.world_size,
         args.use_cpu,
         args.bf16,
-    )
-    trainer = ConDPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=_lora_config(config),
-        weighted=config.weighted,
     )
     n_train = len(trainer.train_dataset)
     if n_train == 0:
         raise ValueError(
-            f"all {len(dataset)} pairs have a prompt longer than max_length={config.max_length}"
+            f"all {len(dataset)} examples have a prompt longer than max_length={config.max_length}"
         )
     if n_train < len(dataset):
         logger.warning(
-            "Con-DPO: %d of %d pairs dropped (prompt >= max_length)",
+            "%s: %d of %d examples dropped (prompt >= max_length)",
+            method,
             len(dataset) - n_train,
             len(dataset),
         )
@@ -158,38 +248,66 @@ def train_condpo(
     start = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - start
-    trainer.save_model(str(out))  # adapter + tokenizer (processing_class)
+    trainer.save_model(str(out))  # adapter + tokenizer (processing_class), on the main process
+    accelerator = trainer.accelerator
+    ranks = gather_object([accelerator.process_index])
 
     history = [dict(entry) for entry in trainer.state.log_history]
     step_losses = [entry["loss"] for entry in history if "loss" in entry]
     metrics: dict[str, Any] = {
+        "method": method,
+        "round_index": round_index,
         "train_loss": float(result.training_loss),
         "final_loss": float(step_losses[-1]) if step_losses else float("nan"),
-        "n_pairs": len(dataset),
+        "n_pairs": len(pairs),
+        "n_examples": len(dataset),
         "n_train_pairs": n_train,
         "steps": int(trainer.state.global_step),
         "epochs": float(trainer.state.epoch or 0.0),
         "train_runtime_s": runtime,
-        "weighted": config.weighted,
+        "weighted": method == "condpo",
+        "world_size": int(accelerator.num_processes),
+        "ranks": sorted(int(r) for r in ranks),
         "log_history": history,
         "adapter_dir": str(out),
+        "base_fingerprint": base_fp,
+        "parent_adapters": parent_adapters,
         **weight_stats(pairs[WEIGHT_COLUMN]),
     }
-    if config.save_metadata:
-        meta = {
-            "base_model_dir": str(model_dir),
-            "config": dataclasses.asdict(config),
-            **{k: v for k, v in metrics.items() if k != "log_history"},
-        }
-        (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    if accelerator.is_main_process:
+        summary = {k: v for k, v in metrics.items() if k != "log_history"}
+        write_lineage(
+            out,
+            base_dir=model_dir,
+            base_fingerprint=base_fp,
+            parent_adapters=parent_adapters,
+            round_index=round_index,
+            method=method,
+            config=dataclasses.asdict(config),
+            extra={
+                "model_dtype": config.model_dtype,
+                # adapter_dir is where training wrote it (a node renames it into place)
+                "training": {k: v for k, v in summary.items() if k != "adapter_dir"},
+            },
+        )
+        if config.save_metadata:
+            meta = {
+                "base_model_dir": str(model_dir),
+                "config": dataclasses.asdict(config),
+                **summary,
+            }
+            (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    accelerator.wait_for_everyone()
     logger.info(
-        "Con-DPO done: %d steps in %.1fs, train_loss=%.4f",
+        "%s done: %d steps in %.1fs, train_loss=%.4f",
+        method,
         metrics["steps"],
         runtime,
         metrics["train_loss"],
     )
+    model_out = accelerator.unwrap_model(trainer.model) if return_model else None
     del trainer
-    return metrics
+    return metrics, model_out
 
 
 def load_policy(
@@ -199,11 +317,14 @@ def load_policy(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Base model with the Con-DPO adapter merged in, in eval mode, for sampling and evaluation.
 
+    An adapter from a later round brings its lineage: the earlier rounds' adapters
+    (recorded in its ``lineage.json``) are merged first, after checking the base.
+
     Why merged: generation then runs at the base model's speed with no peft wrapper.
     The tokenizer is taken from the adapter directory when it holds one (as saved
     by `train_condpo`), else from `model_dir`.
     """
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=resolve_dtype(dtype))
+    model = load_base_model(model_dir, dtype)
     tokenizer_dir = model_dir
     if adapter_dir is not None:
         adapter_path = Path(adapter_dir)
@@ -211,7 +332,10 @@ def load_policy(
             raise FileNotFoundError(
                 f"no adapter_config.json in {adapter_dir}: not a Con-DPO adapter directory"
             )
-        model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+        adapters = lineage_adapters(adapter_path)  # earlier rounds' adapters first
+        if len(adapters) > 1 or (adapter_path / LINEAGE_FILE).is_file():
+            verify_lineage(model_dir, adapters)
+        model = merge_adapters(model, adapters)
         if (adapter_path / "tokenizer_config.json").is_file():
             tokenizer_dir = str(adapter_path)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

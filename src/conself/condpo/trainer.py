@@ -106,7 +106,7 @@ class ConDPOTrainer(DPOTrainer):
     so with batch size 1 ``weight/min`` is the window's mean weight, not its minimum.
     """
 
-    def __init__(  # noqa: PLR0917 (mirrors DPOTrainer's signature)
+    def __init__(
         self,
         model: Any,
         ref_model: Any = None,
