@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from conself.problems.evalplus import parse_evalplus
+from conself.problems.hub import hub_snapshot, is_hub_path
 from conself.problems.humaneval import default_humaneval_path, parse_humaneval
 from conself.problems.livecodebench import parse_date, parse_livecodebench, release_files
 from conself.problems.mbpp import parse_mbpp
@@ -103,6 +104,8 @@ def _files(
                 f"{source}: a path to the local data file or directory is required"
             )
         path = default_humaneval_path()
+    elif is_hub_path(path):
+        path = hub_snapshot(str(path), source)
     names = None
     version = options.get("release_version")
     if source == "livecodebench" and version:
