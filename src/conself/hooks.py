@@ -20,6 +20,7 @@ ARTIFACT_DATASETS = {
     "preference_pairs": "tables",
     "problem_stats": "tables",
     "eval_results": "tables",
+    "eval_summary": "tables",
     "round_report": "reports",
     "threshold_sweep": "diagnostics",
     "pair_diagnostics": "diagnostics",

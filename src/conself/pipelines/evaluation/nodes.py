@@ -15,6 +15,7 @@ from conself.metrics import (
     evaluate_programs,
     pair_oracle_rate,
     paired_bootstrap_ci,
+    pass_at_1_table,
     sample_verdicts,
     se_distribution_figure,
     se_vs_correctness_figure,
@@ -68,8 +69,9 @@ def score_eval_programs(
     oracles: pd.DataFrame,
     execution: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Oracle verdicts per (model, problem) and pass@1 with a paired bootstrap interval."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Oracle verdicts per (model, problem), pass@1 overall and per difficulty, with a
+    paired bootstrap interval on the start-to-trained difference."""
     with Sandbox(sandbox_config(execution.get("sandbox") or {})) as sandbox:
         results = evaluate_programs(eval_samples, eval_problems, oracles, sandbox)
     metrics: dict[str, Any] = {}
@@ -98,7 +100,15 @@ def score_eval_programs(
         low,
         high,
     )
-    return results, {k: {"value": float(v), "step": 0} for k, v in metrics.items()}
+    with_difficulty = results.merge(
+        eval_problems[["problem_id", "difficulty"]], on="problem_id", how="left"
+    )
+    summary = pass_at_1_table(with_difficulty).assign(difficulty="all")
+    if with_difficulty["difficulty"].notna().any():
+        summary = pd.concat(
+            [summary, pass_at_1_table(with_difficulty, by=("difficulty",))], ignore_index=True
+        )
+    return results, summary, {k: {"value": float(v), "step": 0} for k, v in metrics.items()}
 
 
 def summarise_round(

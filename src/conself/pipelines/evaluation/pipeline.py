@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:execution",
                     "params:evaluation",
                 ],
-                outputs=["eval_results", "evaluation_metrics"],
+                outputs=["eval_results", "eval_summary", "evaluation_metrics"],
                 name="score_eval_programs",
             ),
             node(
