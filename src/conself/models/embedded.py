@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from conself.models.publish import publish_directory
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct"
@@ -138,20 +140,16 @@ def embedded_checkpoint(cache_dir: str | Path) -> Path:
     if loaded.generation_config is not None:
         fresh.generation_config = loaded.generation_config
     del loaded
-    staging = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
-    try:
+
+    def build(staging: Path) -> None:
         fresh.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         _drop_quantization_marker(staging / "config.json")
         (staging / _DONE_MARKER).write_text(
             json.dumps({"source": EMBEDDED_MODEL_NAME, "gguf_sha256": GGUF_SHA256}, indent=2)
         )
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    publish_directory(final, build)
     # The 470 MB GGUF is no longer needed once the checkpoint exists.
     shutil.rmtree(gguf_dir, ignore_errors=True)
     logger.info("embedded model checkpoint ready at %s", final)

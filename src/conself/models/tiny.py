@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from conself.models.publish import publish_directory
 
 logger = logging.getLogger(__name__)
 
@@ -151,18 +150,13 @@ def tiny_checkpoint(
     _pretrain(model, tokenizer, conversations, steps, seed)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".building-"))
-    try:
+
+    def build(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / _DONE).write_text(json.dumps({"corpus": str(problems_path), "seed": seed}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    publish_directory(final, build)
     logger.info("tiny model (%d parameters) built at %s", model.num_parameters(), final)
     return final
 

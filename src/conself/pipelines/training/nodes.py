@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +15,7 @@ import pandas as pd
 
 from conself.condpo import METHODS, CondpoConfig, train_condpo
 from conself.condpo.launch import write_launch_args
+from conself.models.publish import publish_directory
 
 logger = logging.getLogger(__name__)
 
@@ -68,33 +67,35 @@ def train_round_model(
         logger.warning("no preference pairs: training skipped, the round keeps its starting model")
         round_model["skipped_reason"] = "no preference pairs"
         return round_model, {"training.n_pairs": {"value": 0.0, "step": 0}}
-    root = Path(params["adapters_dir"])
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".training-"))
+    final = Path(params["adapters_dir"]) / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    while final.exists():
+        final = final.with_name(final.name + "_")
     condpo_params = dict(params.get("condpo") or {})
     CondpoConfig.from_dict(condpo_params)  # refuse bad keys before launching anything
     num_processes = int(params.get("num_processes", 1))
-    try:
+    results: list[dict[str, Any]] = []
+
+    def train(staging: Path) -> None:
         if num_processes > 1:
-            result = _launch(
-                preference_pairs, base_model, params, condpo_params, method, parents, staging
+            results.append(
+                _launch(
+                    preference_pairs, base_model, params, condpo_params, method, parents, staging
+                )
             )
         else:
-            result = train_condpo(
-                base_model["path"],
-                preference_pairs,
-                str(staging),
-                CondpoConfig.from_dict(condpo_params),
-                method=method,
-                parent_adapters=parents,
+            results.append(
+                train_condpo(
+                    base_model["path"],
+                    preference_pairs,
+                    str(staging),
+                    CondpoConfig.from_dict(condpo_params),
+                    method=method,
+                    parent_adapters=parents,
+                )
             )
-        while final.exists():
-            final = final.with_name(final.name + "_")
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    publish_directory(final, train)
+    result = results[0]
     round_model["adapter_dir"] = str(final)
     round_model["adapters"] = [*parents, str(final)]
     round_model["round_index"] = len(parents)
