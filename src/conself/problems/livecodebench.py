@@ -20,7 +20,7 @@ from typing import Any
 from conself.problems.literals import dedupe, encode_args, encode_literal
 from conself.problems.prompts import call_prompt, stdio_prompt
 from conself.problems.records import get_field, get_id, get_json, get_str
-from conself.problems.schema import ParsedProblem, ProblemSourceError, RecordRef
+from conself.problems.schema import ParsedProblem, ProblemSourceError, RecordRef, io_problem_rows
 
 #: Files of the hub dataset ``livecodebench/code_generation_lite``, one per release step.
 RELEASE_FILES: list[str] = [f"test{'' if i == 1 else i}.jsonl" for i in range(1, 7)]
@@ -192,25 +192,18 @@ def parse_livecodebench(
         prompt = call_prompt(content, starter, func_name, arity)
     else:
         prompt = stdio_prompt(content, starter)
-    problem = {
-        "problem_id": problem_id,
-        "source": source,
-        "kind": "call" if call_based else "stdio",
-        "prompt": prompt,
-        "starter_code": starter,
-        "entry_point": func_name,
-        "test_inputs": dedupe(pub_in + priv_in if private_inputs else pub_in),
-        "difficulty": None if difficulty is None else str(difficulty),
-    }
-    oracle = {
-        "problem_id": problem_id,
-        "oracle_kind": "io",
-        "check_script": "",
-        "inputs": pub_in + priv_in,
-        "expected_outputs": pub_out + priv_out,
-        "reference_program": "",
-        "atol": 0.0,
-    }
+    problem, oracle = io_problem_rows(
+        problem_id=problem_id,
+        source=source,
+        call_based=call_based,
+        prompt=prompt,
+        starter=starter,
+        entry_point=func_name,
+        test_inputs=dedupe(pub_in + priv_in if private_inputs else pub_in),
+        difficulty=difficulty,
+        oracle_inputs=pub_in + priv_in,
+        expected_outputs=pub_out + priv_out,
+    )
     lost = dropped + more
     notes = [f"{lost} test cases not representable as Python literals"] if lost else []
     return ParsedProblem(problem, oracle, ref, notes)

@@ -142,3 +142,44 @@ def normalize_problems(frame: pd.DataFrame) -> pd.DataFrame:
 def normalize_oracles(frame: pd.DataFrame) -> pd.DataFrame:
     """Restore column order, dtypes and plain lists after a parquet round trip."""
     return _coerce(frame, ORACLE_COLUMNS, _ORACLE_TYPES)
+
+
+def io_problem_rows(
+    *,
+    problem_id: str,
+    source: str,
+    call_based: bool,
+    prompt: str,
+    starter: str,
+    entry_point: str,
+    test_inputs: list[str],
+    difficulty: Any,
+    oracle_inputs: list[str],
+    expected_outputs: list[str],
+    reference_program: str = "",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The problem row and its input/output oracle row, for sources that ship test cases.
+
+    One builder for TACO/APPS and LiveCodeBench, so both sources keep exactly the
+    same schema and the same split between what the model sees and the oracle.
+    """
+    problem = {
+        "problem_id": problem_id,
+        "source": source,
+        "kind": "call" if call_based else "stdio",
+        "prompt": prompt,
+        "starter_code": starter,
+        "entry_point": entry_point if call_based else "",
+        "test_inputs": test_inputs,
+        "difficulty": None if difficulty is None else str(difficulty),
+    }
+    oracle = {
+        "problem_id": problem_id,
+        "oracle_kind": "io",
+        "check_script": "",
+        "inputs": oracle_inputs,
+        "expected_outputs": expected_outputs,
+        "reference_program": reference_program,
+        "atol": 0.0,
+    }
+    return problem, oracle

@@ -12,7 +12,7 @@ from typing import Any
 from conself.problems.literals import dedupe, encode_args, encode_literal
 from conself.problems.prompts import call_prompt, stdio_prompt
 from conself.problems.records import get_field, get_json, get_str
-from conself.problems.schema import ParsedProblem, RecordRef
+from conself.problems.schema import ParsedProblem, RecordRef, io_problem_rows
 
 _ID_FIELDS: tuple[str, ...] = ("id", "problem_id", "task_id", "question_id")
 
@@ -111,24 +111,18 @@ def parse_taco(record: dict[str, Any], ref: RecordRef, source: str, index: int) 
         prompt = call_prompt(question, starter, fn_name, arity)
     else:
         prompt = stdio_prompt(question, starter)
-    problem = {
-        "problem_id": problem_id,
-        "source": source,
-        "kind": "call" if call_based else "stdio",
-        "prompt": prompt,
-        "starter_code": starter,
-        "entry_point": fn_name if call_based else "",
-        "test_inputs": dedupe(inputs),
-        "difficulty": None if difficulty is None else str(difficulty),
-    }
-    oracle = {
-        "problem_id": problem_id,
-        "oracle_kind": "io",
-        "check_script": "",
-        "inputs": inputs,
-        "expected_outputs": outputs,
-        "reference_program": _first_solution(record),
-        "atol": 0.0,
-    }
+    problem, oracle = io_problem_rows(
+        problem_id=problem_id,
+        source=source,
+        call_based=call_based,
+        prompt=prompt,
+        starter=starter,
+        entry_point=fn_name or "",
+        test_inputs=dedupe(inputs),
+        difficulty=difficulty,
+        oracle_inputs=inputs,
+        expected_outputs=outputs,
+        reference_program=_first_solution(record),
+    )
     notes = [f"{dropped} test cases not representable as Python literals"] if dropped else []
     return ParsedProblem(problem, oracle, ref, notes)
