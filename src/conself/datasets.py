@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,20 +17,7 @@ from kedro.io.core import get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset
 
-
-def _write_atomically(path: str, payload: bytes) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from conself.shards import write_atomically
 
 
 class AtomicParquetDataset(ParquetDataset):
@@ -44,9 +28,7 @@ class AtomicParquetDataset(ParquetDataset):
             return super().save(data)
         buffer = io.BytesIO()
         data.to_parquet(buffer, **self._save_args)
-        _write_atomically(
-            get_filepath_str(self._get_save_path(), self._protocol), buffer.getvalue()
-        )
+        write_atomically(get_filepath_str(self._get_save_path(), self._protocol), buffer.getvalue())
         self._invalidate_cache()
         return None
 
@@ -58,6 +40,6 @@ class AtomicJSONDataset(JSONDataset):
         if self._protocol != "file":
             return super().save(data)
         payload = json.dumps(data, **self._save_args).encode()
-        _write_atomically(get_filepath_str(self._get_save_path(), self._protocol), payload)
+        write_atomically(get_filepath_str(self._get_save_path(), self._protocol), payload)
         self._invalidate_cache()
         return None

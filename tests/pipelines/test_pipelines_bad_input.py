@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from kedro.io.core import DatasetError, Version
 
-from conself import datasets as atomic
+from conself import shards as atomic
 from conself.datasets import AtomicJSONDataset, AtomicParquetDataset
 from conself.pipelines.generation.nodes import prepare_problems
 from conself.problems import ProblemSourceError

@@ -70,6 +70,9 @@ class CondpoConfig:
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"
     save_metadata: bool = True
+    # With a checkpoint directory, save a resumable checkpoint every this many optimizer
+    # steps (adapter, optimizer, scheduler, RNG); an interrupted run resumes from the last.
+    checkpoint_steps: int = 10
     dpo_overrides: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -85,8 +88,12 @@ class CondpoConfig:
     def resolved_use_cpu(self) -> bool:
         return (not torch.cuda.is_available()) if self.use_cpu is None else bool(self.use_cpu)
 
-    def _common_kwargs(self, output_dir: str) -> dict[str, Any]:
-        """Settings shared by the DPO and the SFT trainers (same schedule, batch, precision)."""
+    def _common_kwargs(self, output_dir: str, checkpoints: bool = False) -> dict[str, Any]:
+        """Settings shared by the DPO and the SFT trainers (same schedule, batch, precision).
+
+        ``checkpoints``: save resumable checkpoints in ``output_dir`` every
+        ``checkpoint_steps`` steps (the final adapter is saved separately).
+        """
         return {
             "output_dir": output_dir,
             "learning_rate": self.learning_rate,
@@ -107,23 +114,29 @@ class CondpoConfig:
             "max_grad_norm": self.max_grad_norm,
             "optim": self.optim,
             "report_to": "none",
-            "save_strategy": "no",
+            "save_strategy": "steps" if checkpoints else "no",
+            "save_steps": self.checkpoint_steps,
+            "save_total_limit": 2,
             "disable_tqdm": True,
         }
 
-    def to_dpo_config(self, output_dir: str) -> DPOConfig:
-        """The TRL config: sigmoid DPO, no reporting (the caller logs to MLflow), no checkpoints."""
-        kwargs = {**self._common_kwargs(output_dir), "beta": self.beta, "loss_type": ["sigmoid"]}
+    def to_dpo_config(self, output_dir: str, checkpoints: bool = False) -> DPOConfig:
+        """The TRL config: sigmoid DPO, no reporting (the caller logs to MLflow)."""
+        kwargs = {
+            **self._common_kwargs(output_dir, checkpoints),
+            "beta": self.beta,
+            "loss_type": ["sigmoid"],
+        }
         kwargs.update(self.dpo_overrides)
         return DPOConfig(**kwargs)
 
-    def to_sft_config(self, output_dir: str) -> SFTConfig:
+    def to_sft_config(self, output_dir: str, checkpoints: bool = False) -> SFTConfig:
         """The SFT baseline's TRL config: loss on the completion only, no packing.
 
         ``dpo_overrides`` keys that SFTConfig also has are applied too (e.g. ddp options).
         """
         kwargs = {
-            **self._common_kwargs(output_dir),
+            **self._common_kwargs(output_dir, checkpoints),
             "completion_only_loss": True,
             "packing": False,
         }

@@ -33,6 +33,7 @@ def write_launch_args(
     method: str = "condpo",
     parent_adapters: list[str] | None = None,
     round_index: int | None = None,
+    checkpoint_dir: str | None = None,
 ) -> tuple[Path, Path]:
     """Write the pairs and the arguments file; returns (args_path, result_path)."""
     work = Path(workdir)
@@ -48,6 +49,7 @@ def write_launch_args(
         "method": method,
         "parent_adapters": [str(p) for p in parent_adapters or []],
         "round_index": round_index,
+        "checkpoint_dir": checkpoint_dir,
         "result_path": str(result_path),
     }
     args_path = work / "launch_args.json"
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         method=args.get("method", "condpo"),
         parent_adapters=args.get("parent_adapters") or [],
         round_index=args.get("round_index"),
+        checkpoint_dir=args.get("checkpoint_dir"),
     )
     from accelerate import PartialState
 

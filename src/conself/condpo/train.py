@@ -140,6 +140,7 @@ def train_condpo(
     method: str = "condpo",
     parent_adapters: Sequence[str] = (),
     round_index: int | None = None,
+    checkpoint_dir: str | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter on `pairs` and save adapter + tokenizer + lineage to `output_dir`.
 
@@ -148,7 +149,9 @@ def train_condpo(
     loss on the completion only). ``parent_adapters`` are the earlier rounds'
     adapters: the starting model is `model_dir` with them merged in order, and the
     reference policy is that starting model (the new adapter disabled), so no
-    second full copy is held in memory. Returns the metrics the caller logs.
+    second full copy is held in memory. With ``checkpoint_dir``, resumable
+    checkpoints are saved there and training resumes from the last complete one.
+    Returns the metrics the caller logs.
     """
     metrics, _ = train_adapter(
         model_dir,
@@ -158,6 +161,7 @@ def train_condpo(
         method=method,
         parent_adapters=parent_adapters,
         round_index=round_index,
+        checkpoint_dir=checkpoint_dir,
     )
     return metrics
 
@@ -172,6 +176,7 @@ def train_adapter(
     parent_adapters: Sequence[str] = (),
     round_index: int | None = None,
     return_model: bool = False,
+    checkpoint_dir: str | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """`train_condpo`, optionally also returning the trained in-memory model (peft-wrapped)."""
     if not isinstance(config, CondpoConfig):
@@ -197,8 +202,10 @@ def train_adapter(
         verify_lineage(model_dir, parent_adapters, base_fp)
     model = load_base_model(model_dir, config.model_dtype)
     model = merge_adapters(model, parent_adapters)  # round N starts from round N-1's model
+    checkpoints = checkpoint_dir is not None
+    trainer_dir = str(checkpoint_dir) if checkpoints else str(out)
     if method == "sft":
-        args: Any = config.to_sft_config(str(out))
+        args: Any = config.to_sft_config(trainer_dir, checkpoints)
         trainer: Any = SFTTrainer(
             model=model,
             args=args,
@@ -207,7 +214,7 @@ def train_adapter(
             peft_config=_lora_config(config),
         )
     else:
-        args = config.to_dpo_config(str(out))
+        args = config.to_dpo_config(trainer_dir, checkpoints)
         trainer = ConDPOTrainer(
             model=model,
             args=args,
@@ -245,8 +252,11 @@ def train_adapter(
             len(dataset),
         )
 
+    resume_from = last_checkpoint(checkpoint_dir) if checkpoints else None
+    if resume_from is not None:
+        logger.info("%s: resuming from %s", method, resume_from)
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - start
     trainer.save_model(str(out))  # adapter + tokenizer (processing_class), on the main process
     accelerator = trainer.accelerator
@@ -308,6 +318,25 @@ def train_adapter(
     model_out = accelerator.unwrap_model(trainer.model) if return_model else None
     del trainer
     return metrics, model_out
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """The newest complete ``checkpoint-N`` (its trainer state written), or None.
+
+    A kill during a save can leave the newest folder partial; the one before it is
+    then used.
+    """
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        return None
+    complete = [
+        path
+        for path in folder.glob("checkpoint-*")
+        if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").is_file()
+    ]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda path: int(path.name.split("-")[-1])))
 
 
 def load_policy(

@@ -74,8 +74,11 @@ def _batched(
     seed: int,
     **kwargs: object,
 ) -> list[Generation]:
-    """Generate in length-sorted batches (less padding), returning results in input order."""
-    order = sorted(range(len(messages)), key=lambda i: len(messages[i]))
+    """Generate in length-sorted batches (less padding), returning results in input order.
+
+    Equal prompts end up next to each other, so a backend can prefill each once.
+    """
+    order = sorted(range(len(messages)), key=lambda i: (len(messages[i]), messages[i], i))
     results: list[Generation | None] = [None] * len(messages)
     for b, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start : start + batch_size]

@@ -23,8 +23,10 @@ from conself.metrics import (
     threshold_sweep_figure,
 )
 from conself.pipelines.execution.nodes import sandbox_config
-from conself.sampling import TransformersSampler, sample_plain
+from conself.sampling import EVAL_SAMPLE_COLUMNS, sample_plain
+from conself.sampling.lazy import LazySampler, model_identity
 from conself.sandbox import Sandbox
+from conself.shards import run_by_problem_shards
 
 logger = logging.getLogger(__name__)
 
@@ -36,30 +38,48 @@ def generate_eval_programs(
     base_model: dict[str, Any],
     round_model: dict[str, Any],
     params: dict[str, Any],
+    resume: dict[str, Any],
 ) -> pd.DataFrame:
     """Greedy programs from the plain prompt for the starting and the trained model.
 
     When training was skipped the trained model is the starting model, so its
-    programs are the starting model's (greedy decoding is deterministic).
+    programs are the starting model's (greedy decoding is deterministic). Programs
+    are stored per shard under the model's identity, so round N+1's starting model
+    (round N's trained model) reuses round N's programs instead of decoding again.
     """
+    dtype = params.get("dtype", "auto")
+    trained = {
+        **base_model,
+        "adapter_dir": round_model.get("adapter_dir"),
+        "adapter_fingerprints": round_model.get("adapter_fingerprints") or [],
+    }
     tables = []
-    for label, adapter in (("start", None), ("trained", round_model.get("adapter_dir"))):
-        if label == "trained" and adapter is None:
+    for label, model in (("start", base_model), ("trained", trained)):
+        if label == "trained" and round_model.get("adapter_dir") is None:
             tables.append(tables[0].assign(model=label))
             continue
-        sampler = TransformersSampler(
-            base_model["path"], dtype=params.get("dtype", "auto"), adapter_dir=adapter
-        )
-        table = sample_plain(
-            sampler,
+        sampler = LazySampler(model, dtype, model.get("adapter_dir"))
+        table = run_by_problem_shards(
+            "eval_samples",
             eval_problems,
-            n=1,
-            temperature=0.0,
-            max_new_tokens=params["max_new_tokens"],
-            batch_size=params["batch_size"],
+            [model_identity(model, dtype), params["max_new_tokens"], params["batch_size"]],
+            params,
+            resume,
+            lambda part, seed, sampler=sampler: sample_plain(
+                sampler.get(),
+                part,
+                n=1,
+                temperature=0.0,
+                max_new_tokens=params["max_new_tokens"],
+                batch_size=params["batch_size"],
+                seed=seed,
+            ),
+            items_per_problem=1,
+            unit="programs",
+            columns=EVAL_SAMPLE_COLUMNS,
+            tokens=lambda table: int(table["n_tokens"].sum()),
         )
         tables.append(table.assign(model=label))
-        del sampler
     return pd.concat(tables, ignore_index=True)
 
 
@@ -177,7 +197,8 @@ def diagnose_round(
         pair_table,
         sweep,
         correlations,
-        {k: {"value": float(v), "step": 0} for k, v in metrics.items() if pd.notna(v)},
+        # NaN kept (undefined correlation): every round logs the same metric keys
+        {k: {"value": float(v), "step": 0} for k, v in metrics.items()},
         se_distribution_figure(curriculum, curriculum_params["tau"]),
         threshold_sweep_figure(sweep),
         se_vs_correctness_figure(per_problem),

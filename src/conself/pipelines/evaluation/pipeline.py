@@ -10,7 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 generate_eval_programs,
-                inputs=["eval_problems", "base_model", "round_model", "params:evaluation"],
+                inputs=[
+                    "eval_problems",
+                    "base_model",
+                    "round_model",
+                    "params:evaluation",
+                    "params:resume",
+                ],
                 outputs="eval_samples",
                 name="generate_eval_programs",
             ),

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 execute_samples,
-                inputs=["samples", "problems", "params:execution"],
+                inputs=["samples", "problems", "params:execution", "params:resume"],
                 outputs=["executions", "execution_metrics"],
                 name="execute_samples",
             )

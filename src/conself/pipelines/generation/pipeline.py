@@ -22,13 +22,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 generate_observations,
-                inputs=["problems", "base_model", "params:generation"],
+                inputs=["problems", "base_model", "params:generation", "params:resume"],
                 outputs="observations",
                 name="generate_observations",
             ),
             node(
                 generate_samples,
-                inputs=["problems", "observations", "base_model", "params:generation"],
+                inputs=[
+                    "problems",
+                    "observations",
+                    "base_model",
+                    "params:generation",
+                    "params:resume",
+                ],
                 outputs=["samples", "generation_metrics"],
                 name="generate_samples",
             ),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,14 @@ import pandas as pd
 
 from conself.condpo import METHODS, CondpoConfig, train_condpo
 from conself.condpo.launch import write_launch_args
+from conself.condpo.lineage import adapter_fingerprint
 from conself.models.publish import publish_directory
+from conself.shards import content_key
 
 logger = logging.getLogger(__name__)
+
+# The training result (metrics and log history) kept with the adapter, for reuse on rerun.
+TRAINING_RESULT_FILE = "training_result.json"
 
 # TRL's names ("rewards/margins" -> training.step.rewards_margins), plus the pair weights.
 _PER_STEP_KEYS = (
@@ -45,13 +50,20 @@ _PER_STEP_KEYS = (
 def train_round_model(
     preference_pairs: pd.DataFrame, base_model: dict[str, Any], params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train a LoRA adapter (``training.method``: condpo, dpo or sft); no pairs = no training.
+    """Train a LoRA adapter (``training.method``: condpo, dpo or sft) on the round's pairs.
 
     The round starts from ``base_model`` plus its earlier rounds' adapters
     (``base_model["adapters"]``, else ``training.parent_adapters``). With
     ``training.num_processes > 1`` training runs under ``accelerate launch``.
-    The adapter is trained into a staging directory and renamed into place only
-    when complete, so an interrupted run never leaves an adapter that looks done.
+
+    Collapse guard: with fewer than ``training.min_pairs`` pairs (an empty curriculum
+    gives none) the round keeps its starting model and says why in
+    ``stop_reason``; the multi-round driver stops there.
+
+    The adapter's folder is named by a hash of everything that determines it (pairs,
+    starting model, method, settings): a rerun of the same round reuses a finished
+    adapter, and an interrupted one resumes from its last checkpoint in
+    ``.work-<key>``. The adapter is renamed into place only when complete.
     """
     method = str(params.get("method", "condpo"))
     if method not in METHODS:
@@ -61,46 +73,84 @@ def train_round_model(
         "base": base_model,
         "adapter_dir": None,
         "adapters": parents,
+        "adapter_fingerprints": [adapter_fingerprint(p) for p in parents],
         "method": method,
     }
-    if preference_pairs.empty:
-        logger.warning("no preference pairs: training skipped, the round keeps its starting model")
-        round_model["skipped_reason"] = "no preference pairs"
-        return round_model, {"training.n_pairs": {"value": 0.0, "step": 0}}
-    final = Path(params["adapters_dir"]) / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    while final.exists():
-        final = final.with_name(final.name + "_")
+    min_pairs = int(params.get("min_pairs", 1))
+    if len(preference_pairs) < min_pairs:
+        reason = (
+            "collapse guard: the curriculum is empty, so there are no preference pairs"
+            if preference_pairs.empty
+            else f"collapse guard: {len(preference_pairs)} preference pairs < min_pairs {min_pairs}"
+        )
+        logger.warning("%s; training skipped, the round keeps its starting model", reason)
+        round_model["skipped_reason"] = round_model["stop_reason"] = reason
+        return round_model, {
+            "training.n_pairs": {"value": float(len(preference_pairs)), "step": 0},
+            "training.collapse_guard": {"value": 1.0, "step": 0},
+        }
     condpo_params = dict(params.get("condpo") or {})
     CondpoConfig.from_dict(condpo_params)  # refuse bad keys before launching anything
     num_processes = int(params.get("num_processes", 1))
-    results: list[dict[str, Any]] = []
+    key = content_key(
+        preference_pairs,
+        base_model["fingerprint"],
+        round_model["adapter_fingerprints"],
+        method,
+        condpo_params,
+        num_processes,
+    )
+    adapters_dir = Path(params["adapters_dir"])
+    final = adapters_dir / f"round{len(parents) + 1}-{key}"
+    work = adapters_dir / f".work-{key}"
+    result_file = final / TRAINING_RESULT_FILE
+    if result_file.is_file():
+        logger.info("adapter %s was already trained on these pairs; reused", final)
+        result = json.loads(result_file.read_text())
+    else:
+        results: list[dict[str, Any]] = []
 
-    def train(staging: Path) -> None:
-        if num_processes > 1:
-            results.append(
-                _launch(
-                    preference_pairs, base_model, params, condpo_params, method, parents, staging
+        def train(staging: Path) -> None:
+            if num_processes > 1:
+                result = _launch(
+                    preference_pairs,
+                    base_model,
+                    params,
+                    condpo_params,
+                    method,
+                    parents,
+                    staging,
+                    work / "checkpoints",
                 )
-            )
-        else:
-            results.append(
-                train_condpo(
+            else:
+                result = train_condpo(
                     base_model["path"],
                     preference_pairs,
                     str(staging),
                     CondpoConfig.from_dict(condpo_params),
                     method=method,
                     parent_adapters=parents,
+                    checkpoint_dir=str(work / "checkpoints"),
                 )
-            )
+            result["adapter_dir"] = str(final)
+            (staging / TRAINING_RESULT_FILE).write_text(json.dumps(result, default=str))
+            results.append(result)
 
-    publish_directory(final, train)
-    result = results[0]
+        publish_directory(final, train)
+        shutil.rmtree(work, ignore_errors=True)
+        result = results[0]
     round_model["adapter_dir"] = str(final)
     round_model["adapters"] = [*parents, str(final)]
+    round_model["adapter_fingerprints"] = [
+        *round_model["adapter_fingerprints"],
+        adapter_fingerprint(final),
+    ]
     round_model["round_index"] = len(parents)
     _log_adapter(final)
-    return round_model, _training_metrics(result)
+    return round_model, {
+        **_training_metrics(result),
+        "training.collapse_guard": {"value": 0.0, "step": 0},
+    }
 
 
 def _launch(
@@ -111,6 +161,7 @@ def _launch(
     method: str,
     parents: list[str],
     staging: Path,
+    checkpoint_dir: Path,
 ) -> dict[str, Any]:
     """Run training under ``accelerate launch --num_processes N`` and read its result."""
     config_file = Path(params.get("accelerate_config", "conf/accelerate/ddp.yaml"))
@@ -119,15 +170,16 @@ def _launch(
             f"parameter training.accelerate_config: no such file {config_file} "
             f"(working directory {Path.cwd()})"
         )
-    with tempfile.TemporaryDirectory(prefix="condpo-launch-") as work:
+    with tempfile.TemporaryDirectory(prefix="condpo-launch-") as tmp:
         args_path, result_path = write_launch_args(
-            work,
+            tmp,
             base_model["path"],
             pairs,
             str(staging),
             condpo_params,
             method=method,
             parent_adapters=parents,
+            checkpoint_dir=str(checkpoint_dir),
         )
         cmd = [
             sys.executable,
