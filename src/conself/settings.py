@@ -1,8 +1,8 @@
 """Kedro project settings for conself."""
 
-from conself.hooks import MlflowTableArtifacts
+from conself.hooks import MlflowTableArtifacts, RoundTracking
 
-HOOKS = (MlflowTableArtifacts(),)
+HOOKS = (MlflowTableArtifacts(), RoundTracking())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

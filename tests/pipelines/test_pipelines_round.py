@@ -12,27 +12,17 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_project import copy_project
 
 from conself.consensus.curriculum import REASONS
 from conself.sampling import code_prompt, extract_program
 
 pytestmark = pytest.mark.slow
 
-LAYERS = (
-    "01_raw",
-    "02_intermediate",
-    "03_primary",
-    "04_feature",
-    "05_model_input",
-    "06_models",
-    "07_model_output",
-    "08_reporting",
-)
 DATASETS = (
     "problems",
     "eval_problems",
@@ -50,16 +40,6 @@ DATASETS = (
     "eval_results",
     "round_report",
 )
-
-
-def _copy_project(root: Path, dest: Path) -> None:
-    shutil.copytree(root / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copytree(root / "data" / "01_raw" / "tiny", dest / "data" / "01_raw" / "tiny")
-    shutil.copy2(root / "pyproject.toml", dest / "pyproject.toml")
-    (dest / "src").mkdir()  # Kedro wants the source folder; the package is installed
-    for layer in LAYERS:
-        (dest / "data" / layer).mkdir(parents=True, exist_ok=True)
 
 
 class Round:
@@ -83,11 +63,7 @@ def tiny_round(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    project = tmp_path_factory.mktemp("project")
-    _copy_project(project_root, project)
-    cache = project / "data" / "06_models" / "base"
-    cache.mkdir()
-    shutil.copytree(tiny_checkpoint_dir, cache / tiny_checkpoint_dir.name)
+    project = copy_project(project_root, tmp_path_factory.mktemp("project"), tiny_checkpoint_dir)
 
     previous_uri = mlflow.get_tracking_uri()
     previous_env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}

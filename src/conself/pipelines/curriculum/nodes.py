@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from conself.consensus import select_curriculum
+from conself.consensus.curriculum import REASONS
 
 logger = logging.getLogger(__name__)
 
@@ -33,5 +34,6 @@ def build_curriculum(
         "curriculum.mean_crash_rate": float(curriculum["crash_rate"].mean()) if len(se) else 0.0,
         "curriculum.mean_semantic_entropy": float(se.mean()) if se.notna().any() else 0.0,
     }
-    metrics |= {f"curriculum.dropped_{k}": float(v) for k, v in reasons.items() if k != "selected"}
+    # every reason, zero or not: rounds must share metric keys to be compared side by side
+    metrics |= {f"curriculum.dropped_{k}": float(reasons.get(k, 0)) for k in REASONS[1:]}
     return curriculum, {k: {"value": v, "step": 0} for k, v in metrics.items()}
