@@ -149,7 +149,8 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("conself.sandbox").setLevel(logging.INFO)  # its "active layers" line
     print(f"host: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
     with Sandbox(SandboxConfig(workers=args.workers)) as sandbox:
         active = [name for name, on in sandbox.layers.items() if on]

@@ -63,6 +63,11 @@ of ``SandboxConfig.required_layers`` is missing; ``Sandbox.layers`` tells what i
 Speed: one warm worker process per slot forks a child per run; seccomp, Landlock and
 no-new-privs are applied once to the worker and inherited, the program is compiled once
 per worker (cached) and call arguments are parsed there, so a run costs about one fork.
+On a VM a fork's cost is mostly page-table work (copying and tearing down one entry per
+mapped page, one fault per page written afterwards), so the worker is kept small (heap
+trimmed after start-up, no ``traceback``/``threading``), children find their module,
+``sys.argv`` and streams ready, the worker's garbage is frozen before each fork (a
+child's collections never walk it), and jobs reach workers in batches.
 
 Determinism: fixed PYTHONHASHSEED, TZ=UTC, C.UTF-8 locale, one thread for numeric
 libraries, ``random.seed(config.seed)`` before every run.

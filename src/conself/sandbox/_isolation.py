@@ -99,6 +99,18 @@ def raw_fork() -> int:
     return int(pid)
 
 
+def release_free_heap() -> None:
+    """Return the heap's free pages to the kernel (glibc ``malloc_trim``; no-op elsewhere).
+
+    Why: imports and compiling leave the warm worker's heap fragmented; its free pages
+    would otherwise stay mapped, and every fork copies (and every exit tears down) the
+    page-table entry of each mapped page. Measured here: about 2 MB of 8.7 MB.
+    """
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(ctypes.c_size_t(0))
+
+
 def prctl(option: int, arg2: int = 0) -> None:
     if _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0),
                    ctypes.c_ulong(0)) != 0:  # fmt: skip

@@ -19,25 +19,22 @@ Protocol on the inherited pipes: frames of ``<u32 length><marshal payload>``.
 from __future__ import annotations
 
 import _ast
+import _signal as signal  # the C module: ``signal`` builds three enums the runs never need
 import builtins
 import contextlib
 import errno
 import fcntl
 import gc
 import io
-import linecache
 import marshal
 import math
 import os
 import random
 import re
 import select
-import signal
 import struct
 import sys
-import threading
 import time
-import traceback
 import types
 import warnings
 from typing import Any, NoReturn
@@ -60,6 +57,7 @@ _CODES = ("ok", "compile_error", "runtime_error", "nonzero_exit", "time_limit",
           "memory_limit", "output_limit", "signal", "no_result")  # fmt: skip
 _ADDRESS_BYTES_RE = re.compile(rb"(?<=at )0x[0-9a-fA-F]+|\b0x[0-9a-f]{12}\b")
 _CODE_CACHE_SIZE = 128
+_MAINTENANCE_EVERY = 4096
 _ARGS_CACHE_SIZE = 512
 _CACHE_MAX_ITEM = 1 << 15
 _MAX_PROGRAM_CHARS = 1 << 22
@@ -166,15 +164,90 @@ def _resolve(module: types.ModuleType, entry_point: str) -> Any:
     return target
 
 
+def _exception_line(exc: BaseException) -> str:
+    """``Type: message`` like the interpreter prints it (module-qualified unless builtin)."""
+    kind = type(exc)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__", None):
+        name = f"{kind.__module__}.{name}"
+    try:
+        text = str(exc.msg if isinstance(exc, SyntaxError) and exc.msg else exc)
+    except BaseException:
+        text = "<exception str() failed>"
+    line = f"{name}: {text}\n" if text else f"{name}\n"
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, (list, tuple)):
+        line += "".join(f"{note}\n" for note in notes if isinstance(note, str))
+    return line
+
+
+def _exception_only(exc: BaseException) -> str:
+    """What ``traceback.format_exception_only`` gives, syntax errors with their caret."""
+    if not isinstance(exc, SyntaxError) or exc.lineno is None:
+        return _exception_line(exc)
+    text = f'  File "{exc.filename or "<string>"}", line {exc.lineno}\n'
+    if isinstance(exc.text, str) and exc.text.strip():
+        source = exc.text.rstrip("\n")
+        stripped = source.lstrip()
+        text += f"    {stripped}\n"
+        if isinstance(exc.offset, int) and exc.offset >= 1:
+            start = max(0, exc.offset - 1 - (len(source) - len(stripped)))
+            end = exc.end_offset if exc.end_lineno == exc.lineno else None
+            width = max(1, end - exc.offset) if isinstance(end, int) else 1
+            text += "    " + " " * start + "^" * width + "\n"
+    return text + _exception_line(exc)
+
+
+_CAUSE_SEPARATOR = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT_SEPARATOR = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _traceback_text(exc: BaseException, source: list[str], seen: set[int]) -> str:
+    """One exception with its causes/contexts, frames from the program's first one on.
+
+    Why not ``traceback``: it (with ``linecache`` and ``tokenize``) would enlarge the warm
+    worker by a few hundred KB, paid on every fork; programs' frames are all we show.
+    """
+    seen.add(id(exc))
+    text = ""
+    cause, context = exc.__cause__, exc.__context__
+    if cause is not None and id(cause) not in seen:
+        text = _traceback_text(cause, source, seen) + _CAUSE_SEPARATOR
+    elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
+        text = _traceback_text(context, source, seen) + _CONTEXT_SEPARATOR
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != PROGRAM_FILE:
+        tb = tb.tb_next
+    if tb is not None:
+        text += "Traceback (most recent call last):\n"
+    last: tuple[str, int, str] | None = None
+    repeats = 0
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        entry = (code.co_filename, tb.tb_lineno or 0, code.co_name)
+        tb = tb.tb_next
+        if entry == last:
+            repeats += 1
+            if repeats >= 3:  # like the interpreter: long recursions are summarised
+                continue
+        else:
+            if repeats >= 3:
+                text += f"  [Previous line repeated {repeats - 2} more times]\n"
+            last, repeats = entry, 0
+        text += f'  File "{entry[0]}", line {entry[1]}, in {entry[2]}\n'
+        if entry[0] == PROGRAM_FILE and 0 < entry[1] <= len(source):
+            line = source[entry[1] - 1].strip()
+            if line:
+                text += f"    {line}\n"
+    if repeats >= 3:
+        text += f"  [Previous line repeated {repeats - 2} more times]\n"
+    return text + _exception_only(exc)
+
+
 def _print_traceback(exc: BaseException, program: str) -> None:
     """Traceback of the program's own frames, with its source lines."""
     with contextlib.suppress(BaseException):
-        linecache.cache[PROGRAM_FILE] = (len(program), None, program.splitlines(True),
-                                         PROGRAM_FILE)  # fmt: skip
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename != PROGRAM_FILE:
-            tb = tb.tb_next
-        traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+        sys.stderr.write(_traceback_text(exc, program.splitlines(), set()))
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -200,24 +273,27 @@ def _write_frame(code: str, error_type: str | None, output: str | None) -> None:
 
 
 def _run_program(kind: str, code_obj: types.CodeType, program: str, entry_point: str,
-                 args: list[Any], seed: int, output_limit: int) -> None:  # fmt: skip
-    """Execute the (worker-compiled) program in this already isolated process."""
+                 args: list[Any], output_limit: int) -> None:  # fmt: skip
+    """Execute the (worker-compiled) program in this already isolated process.
+
+    Every object the child writes to costs a copy-on-write page fault (several
+    microseconds here), so everything that can be made ready in the worker is: the
+    module object and its ``sys.modules`` entry, ``sys.argv``, the streams.
+    """
     main_pid = os.getpid()
     sys.stdin, sys.stdout, sys.stderr = _STREAMS
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = _STREAMS
-    sys.argv = [PROGRAM_FILE]
     result: tuple[str, str | None, str | None] = ("ok", None, None)
-    module = types.ModuleType("__main__" if kind != "call" else "solution")
-    module.__file__ = PROGRAM_FILE
-    module.__builtins__ = builtins  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
+    module = _MODULES[kind == "call"]  # fresh: the worker never runs a program in it
     try:
         exec(code_obj, module.__dict__)
         if kind == "call":
             value = _resolve(module, entry_point)(*args)
             result = ("ok", None, canonical_value(value, output_limit))
         else:
-            threading._shutdown()  # type: ignore[attr-defined]  # join like a real exit
+            threading = sys.modules.get("threading")  # loaded only if the program used it
+            if threading is not None:
+                threading._shutdown()  # join like a real exit
     except SystemExit as exc:
         status = _exit_code(exc)
         if status:
@@ -240,8 +316,7 @@ def _run_program(kind: str, code_obj: types.CodeType, program: str, entry_point:
                 name = "MissingEntryPoint"
             _print_traceback(exc, program)
             result = ("runtime_error", name, None)
-    streams = [*_STREAMS[1:], *(x for x in (sys.stdout, sys.stderr) if x not in _STREAMS)]
-    for stream in streams:
+    for stream in (_STREAMS[1], _STREAMS[2], sys.stdout, sys.stderr):
         try:
             stream.flush()
         except OSError as exc:
@@ -252,6 +327,25 @@ def _run_program(kind: str, code_obj: types.CodeType, program: str, entry_point:
     if os.getpid() != main_pid:  # a raw fork() of the program reached the end: no verdict
         os._exit(0 if result[0] == "ok" else 1)
     _write_frame(*result)
+
+
+def _make_modules() -> list[types.ModuleType]:
+    """The run's module, made once in the worker: ``[__main__, solution]``.
+
+    Registered in ``sys.modules`` (``pickle``/``multiprocessing`` look functions up there)
+    and never executed in by the worker, so each child starts from a pristine copy.
+    """
+    modules = []
+    for name in ("__main__", "solution"):
+        module = types.ModuleType(name)
+        module.__file__ = PROGRAM_FILE
+        module.__builtins__ = builtins  # type: ignore[attr-defined]
+        sys.modules[name] = module
+        modules.append(module)
+    return modules
+
+
+_MODULES: list[types.ModuleType] = []
 
 
 class _SeedNumpyRandom:
@@ -348,6 +442,10 @@ class Worker:
         self.stdin_size = 0
         self.scratch_token = b""
         self.child: int | None = None
+        self._children_fd = -1
+        self._empty_size = -1
+        self._runs = 0
+        self._worker_main: types.ModuleType | None = None
         self._code_cache: dict[str, types.CodeType | tuple[str, str]] = {}
         self._args_cache: dict[str, list[Any]] = {}
         self._args_cache_chars = 0
@@ -395,7 +493,11 @@ class Worker:
         self.stdin_fd, self.stdout_fd, self.stderr_fd, self.result_fd = 0, 1, 2, RESULT_FD
         self._worker_wide_limits()
         self.scratch_token = self.scratch.encode()
-        self._children_path = f"/proc/self/task/{os.getpid()}/children"
+        # Above RESULT_FD (closed in every child), opened before RLIMIT_NOFILE applies.
+        children = os.open(f"/proc/self/task/{os.getpid()}/children", os.O_RDONLY | os.O_CLOEXEC)
+        self._children_fd = fcntl.fcntl(children, fcntl.F_DUPFD_CLOEXEC, RESULT_FD + 1)
+        os.close(children)
+        self._probe_empty_size()
         home = self.scratch
         os.environ.update({"HOME": home, "TMPDIR": home, "TMP": home, "TEMP": home,
                            "PWD": home})  # fmt: skip
@@ -405,12 +507,16 @@ class Worker:
         self._lockdown()
         sys.meta_path.insert(0, _SeedNumpyRandom(cfg["seed"]))
         _warm_up()
+        self._worker_main = sys.modules.get("__main__")  # keep this module alive
+        _MODULES[:] = _make_modules()
+        sys.argv = [PROGRAM_FILE]
         # Address space and open files bind the worker too (it needs little of either),
         # so children inherit them; CPU and file size are set per run.
         iso.set_shared_run_limits(self._run_limits[1], self._run_limits[3])
         random.seed(cfg["seed"])  # never used by the worker: every child inherits this state
         gc.collect()
         gc.freeze()
+        iso.release_free_heap()
         probe = self.run("print(1)", "stdio", "", "")
         if probe[0] != "ok" or probe[2] != "1":
             raise RuntimeError(f"self-test failed: {probe[0]} {probe[1]} {probe[4]!r}")
@@ -607,8 +713,7 @@ class Worker:
         try:
             self._isolate()
             status = EXIT_INTERNAL
-            _run_program(kind, code_obj, program, entry_point, args, self.cfg["seed"],
-                         self.cfg["output_limit"])  # fmt: skip
+            _run_program(kind, code_obj, program, entry_point, args, self.cfg["output_limit"])
             status = 0
         except BaseException as exc:
             with contextlib.suppress(BaseException):
@@ -633,8 +738,7 @@ class Worker:
                 )
         except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError,
                 TypeError) as exc:  # fmt: skip
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            result = (type(exc).__name__, text)
+            result = (type(exc).__name__, _exception_only(exc))
         if len(program) <= _CACHE_MAX_ITEM:
             if len(self._code_cache) >= _CODE_CACHE_SIZE:  # the worker's size is paid per fork
                 self._code_cache.clear()
@@ -673,6 +777,15 @@ class Worker:
                 os.pwrite(self.stdin_fd, data, 0)
             self.stdin_size = len(data)
         os.lseek(self.stdin_fd, 0, os.SEEK_SET)
+        # Objects the worker made since the last fork join the frozen generation, so a
+        # child's garbage collections never walk (and copy-on-write) the worker's pages;
+        # now and then the worker collects its own garbage and trims its heap.
+        self._runs += 1
+        if not self._runs % _MAINTENANCE_EVERY:
+            gc.unfreeze()
+            gc.collect()
+            iso.release_free_heap()
+        gc.freeze()
         start = time.monotonic()
         pid = iso.raw_fork()
         if pid == 0:
@@ -769,14 +882,10 @@ class Worker:
     # ---------------------------------------------------------------- cleanup
 
     def _children(self) -> list[int]:
-        try:
-            fd = os.open(self._children_path, os.O_RDONLY)
-        except OSError:
-            return []
-        try:
-            return [int(p) for p in os.read(fd, 1 << 16).split()]
-        finally:
-            os.close(fd)
+        """The worker's children (zombies included), read through a descriptor opened at
+        start-up: one pread per run instead of open/read/close."""
+        data = os.pread(self._children_fd, 1 << 16, 0)
+        return [int(p) for p in data.split()] if data else []
 
     def _reap(self) -> None:
         while True:
@@ -865,11 +974,36 @@ class Worker:
         if st.st_uid != want_uid or (st.st_mode & 0o7777) != 0o700:
             os.chown(scratch, want_uid, want_uid)
             os.chmod(scratch, 0o700)
-        _empty_dir(scratch)
+        if st.st_size != self._empty_size or st.st_nlink != 2:
+            _empty_dir(scratch)
 
     def _clean_shm(self) -> None:
-        if self.shm_dir is not None and _empty_dir(self.shm_dir):
-            os.chmod(self.shm_dir, 0o1777)
+        shm = self.shm_dir
+        if shm is None:
+            return
+        st = os.lstat(shm)
+        if st.st_size != self._empty_size or st.st_nlink != 2:
+            if _empty_dir(shm):
+                os.chmod(shm, 0o1777)
+
+    def _probe_empty_size(self) -> None:
+        """The size tmpfs reports for an empty directory, if it tells emptiness reliably.
+
+        tmpfs sizes a directory by its entry count, so one ``lstat`` shows that a run left
+        the scratch empty and the per-run directory scan can be skipped. Checked here by
+        creating and removing an entry; on other file systems the scan always runs.
+        """
+        self._empty_size = -1
+        if not self.layers.get("mntns"):
+            return
+        before = os.lstat(self.scratch).st_size
+        probe = os.path.join(self.scratch, ".probe")
+        os.mkdir(probe)
+        grown = os.lstat(self.scratch).st_size
+        os.rmdir(probe)
+        after = os.lstat(self.scratch).st_size
+        if before == after != grown:
+            self._empty_size = before
 
     def shutdown(self) -> None:
         if self.child is not None:
@@ -982,13 +1116,15 @@ def main() -> None:
     _send(out, ("ready", info))
     try:
         while True:
-            job = _recv(inp)
-            if job is None:
+            batch = _recv(inp)  # the engine sends jobs in batches; results go back one by one
+            if batch is None:
                 break
-            seq, program, kind, entry_point, text_input = job
-            _send(out, (seq, *worker.run(program, kind, entry_point, text_input)))
+            for seq, program, kind, entry_point, text_input in batch:
+                _send(out, (seq, *worker.run(program, kind, entry_point, text_input)))
     except BaseException as exc:  # tell the engine why before it sees the pipe close
         with contextlib.suppress(BaseException):
+            import traceback  # only on the way out: the warm worker stays small
+
             _send(out, ("fatal", "".join(traceback.format_exception(exc))))
         raise
     finally:
