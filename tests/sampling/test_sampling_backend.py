@@ -2,7 +2,7 @@
 
 No stand-ins: every test samples from the tiny Qwen2 checkpoint built once per session
 (tests/conftest.py). Where a test needs the raw token ids behind a ``Generation`` it
-wraps the model's ``generate`` with a spy that calls through and keeps the output.
+calls ``generate_with_ids``, which ``generate`` is built on.
 """
 
 from __future__ import annotations
@@ -45,19 +45,6 @@ def code_messages(problems: pd.DataFrame) -> list[str]:
     return [code_prompt(p.prompt, p.kind, p.entry_point) for p in problems.itertuples()]
 
 
-class _GenerateSpy:
-    """Calls the model's real ``generate`` and keeps what it returned."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.real = model.generate
-        self.outputs: list[torch.Tensor] = []
-
-    def __call__(self, *args, **kwargs):
-        out = self.real(*args, **kwargs)
-        self.outputs.append(out)
-        return out
-
-
 def _teacher_forced(
     sampler: TransformersSampler, message: str, completion_ids: list[int]
 ) -> tuple[float, float]:
@@ -78,19 +65,16 @@ def _teacher_forced(
     return float(nll.mean()), float(entropy.mean())
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
 def test_recorded_confidence_matches_a_teacher_forced_pass(
-    sampler: TransformersSampler,
-    code_messages: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    temperature: float,
+    sampler: TransformersSampler, code_messages: list[str], temperature: float
 ) -> None:
-    """Per-sample mean NLL and top-15 entropy recorded while sampling (padded batch) equal
+    """Per-sample mean NLL and top-15 entropy recorded while sampling (prompts of different
+    lengths, left-padded, each prefilled once for its duplicates, finished rows pruned) equal
     the untempered model distribution recomputed by teacher forcing, sample by sample."""
-    spy = _GenerateSpy(sampler.model)
-    monkeypatch.setattr(sampler.model, "generate", spy)
-    messages = code_messages[:4] * 2  # prompts of different lengths: left padding in play
-    gens = sampler.generate(
+    # Duplicates adjacent, as the callers send them: shared prefill in play.
+    messages = [m for m in code_messages[:4] for _ in range(2)]
+    pairs = sampler.generate_with_ids(
         messages,
         temperature=temperature,
         max_new_tokens=MAX_NEW,
@@ -98,16 +82,14 @@ def test_recorded_confidence_matches_a_teacher_forced_pass(
         stop_at_code_block=True,
         record_confidence=True,
     )
-    (out,) = spy.outputs
-    enc = sampler.tokenizer(
-        [sampler.chat_text(m) for m in messages], padding=True, add_special_tokens=False
-    )
-    new_tokens = out[:, len(enc.input_ids[0]) :]
-    reasons = {g.finish_reason for g in gens}
+    reasons = {g.finish_reason for g, _ in pairs}
     assert reasons & {"stop", "eos"}, "no sequence finished before the budget: nothing checked"
-    for row, (message, gen) in enumerate(zip(messages, gens, strict=True)):
+    if temperature > 0:
+        lengths = {g.n_tokens for g, _ in pairs}
+        assert len(lengths) > 1, "all rows stopped together: pruning not exercised"
+    for row, (message, (gen, completion_ids)) in enumerate(zip(messages, pairs, strict=True)):
         assert 0 < gen.n_tokens <= MAX_NEW
-        completion_ids = new_tokens[row, : gen.n_tokens].tolist()
+        assert len(completion_ids) == gen.n_tokens
         nll, entropy = _teacher_forced(sampler, message, completion_ids)
         assert math.isfinite(gen.mean_nll) and math.isfinite(gen.mean_topk_entropy)
         assert gen.mean_nll == pytest.approx(nll, abs=1e-4, rel=1e-4), row

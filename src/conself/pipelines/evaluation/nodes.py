@@ -24,7 +24,7 @@ from conself.metrics import (
 )
 from conself.pipelines.execution.nodes import sandbox_config
 from conself.sampling import EVAL_SAMPLE_COLUMNS, sample_plain
-from conself.sampling.lazy import LazySampler, model_identity
+from conself.sampling.lazy import lazy_sampler, sampler_identity
 from conself.sandbox import Sandbox
 from conself.shards import run_by_problem_shards
 
@@ -47,7 +47,6 @@ def generate_eval_programs(
     are stored per shard under the model's identity, so round N+1's starting model
     (round N's trained model) reuses round N's programs instead of decoding again.
     """
-    dtype = params.get("dtype", "auto")
     trained = {
         **base_model,
         "adapter_dir": round_model.get("adapter_dir"),
@@ -58,11 +57,11 @@ def generate_eval_programs(
         if label == "trained" and round_model.get("adapter_dir") is None:
             tables.append(tables[0].assign(model=label))
             continue
-        sampler = LazySampler(model, dtype, model.get("adapter_dir"))
+        sampler = lazy_sampler(model, params)
         table = run_by_problem_shards(
             "eval_samples",
             eval_problems,
-            [model_identity(model, dtype), params["max_new_tokens"], params["batch_size"]],
+            [sampler_identity(model, params), params["max_new_tokens"], params["batch_size"]],
             params,
             resume,
             lambda part, seed, sampler=sampler: sample_plain(

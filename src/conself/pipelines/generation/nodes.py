@@ -23,7 +23,7 @@ from conself.sampling import (
     sample_observations,
     sample_programs,
 )
-from conself.sampling.lazy import LazySampler, model_identity
+from conself.sampling.lazy import lazy_sampler, sampler_identity
 from conself.shards import run_by_problem_shards
 
 logger = logging.getLogger(__name__)
@@ -100,12 +100,11 @@ def generate_observations(
     resume: dict[str, Any],
 ) -> pd.DataFrame:
     """Ask the model for observations on every self-improvement problem."""
-    dtype = params.get("dtype", "auto")
-    sampler = LazySampler(base_model, dtype, base_model.get("adapter_dir"))
+    sampler = lazy_sampler(base_model, params)
     return run_by_problem_shards(
         "observations",
         problems,
-        [model_identity(base_model, dtype), _sampling_params(params).__dict__],
+        [sampler_identity(base_model, params), _sampling_params(params).__dict__],
         params,
         resume,
         lambda part, seed: sample_observations(sampler.get(), part, _sampling_params(params, seed)),
@@ -123,8 +122,7 @@ def generate_samples(
     resume: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Sample programs per observation; return the samples and their tracking metrics."""
-    dtype = params.get("dtype", "auto")
-    sampler = LazySampler(base_model, dtype, base_model.get("adapter_dir"))
+    sampler = lazy_sampler(base_model, params)
     sampling = _sampling_params(params)
     per_problem = sampling.num_observations * sampling.num_code_per_observation
 
@@ -136,7 +134,7 @@ def generate_samples(
     samples = run_by_problem_shards(
         "samples",
         problems,
-        [model_identity(base_model, dtype), sampling.__dict__, observations],
+        [sampler_identity(base_model, params), sampling.__dict__, observations],
         params,
         resume,
         compute,
