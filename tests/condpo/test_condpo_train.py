@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from conself.condpo import CondpoConfig, load_policy, train_condpo
@@ -131,3 +132,31 @@ def test_config_from_dict_and_dpo_mapping(tmp_path: Path) -> None:
 def test_load_policy_rejects_a_non_adapter_dir(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
         load_policy(str(tiny_model_dir), str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("accumulation", "warmup_ratio", "skipped"),
+    [(4, 0.1, True), (2, 0.1, False), (4, 0.0, False)],
+)
+def test_warmup_never_covers_every_step(
+    tiny_model_dir: Path,
+    pairs_df: pd.DataFrame,
+    tmp_path: Path,
+    accumulation: int,
+    warmup_ratio: float,
+    skipped: bool,
+) -> None:
+    """Linear warmup starts at learning rate 0: with 1 optimizer step at ratio 0.1 it would
+    be the whole run and leave the adapter at exactly zero, so warmup is dropped then."""
+    config = CondpoConfig(
+        **{**TINY, "gradient_accumulation_steps": accumulation, "warmup_ratio": warmup_ratio}
+    )
+    metrics = train_condpo(str(tiny_model_dir), pairs_df, str(tmp_path / "a"), config)
+    assert metrics["warmup_skipped"] is skipped
+    rates = [h["learning_rate"] for h in metrics["log_history"] if "loss" in h]
+    assert len(rates) == 4 // accumulation
+    assert rates[-1] > 0
+    if warmup_ratio and not skipped:
+        assert rates[0] == 0.0  # warmup kept: its first step still runs at 0
+    weights = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    assert max(t.abs().max().item() for k, t in weights.items() if "lora_B" in k) > 0

@@ -252,6 +252,7 @@ def train_adapter(
             len(dataset),
         )
 
+    warmup_skipped = _drop_warmup_that_takes_every_step(trainer, method)
     resume_from = last_checkpoint(checkpoint_dir) if checkpoints else None
     if resume_from is not None:
         logger.info("%s: resuming from %s", method, resume_from)
@@ -276,6 +277,7 @@ def train_adapter(
         "epochs": float(trainer.state.epoch or 0.0),
         "train_runtime_s": runtime,
         "weighted": method == "condpo",
+        "warmup_skipped": warmup_skipped,
         "world_size": int(accelerator.num_processes),
         "ranks": sorted(int(r) for r in ranks),
         "log_history": history,
@@ -318,6 +320,35 @@ def train_adapter(
     model_out = accelerator.unwrap_model(trainer.model) if return_model else None
     del trainer
     return metrics, model_out
+
+
+def _drop_warmup_that_takes_every_step(trainer: Any, method: str) -> bool:
+    """Turn warmup off when it would cover every optimizer step; returns whether it did.
+
+    Why: the linear warmup starts at learning rate 0, so with ``ceil(ratio * steps)``
+    >= ``steps`` (e.g. 1 step at ratio 0.1, as in a small CPU round) no step ever
+    gets a non-zero learning rate and the adapter stays exactly zero. With enough
+    steps (the paper's runs) the warmup is kept as configured.
+    """
+    args = trainer.args
+    if args.max_steps and args.max_steps > 0:
+        total = int(args.max_steps)
+    else:
+        batches = len(trainer.get_train_dataloader())
+        per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+        total = per_epoch * math.ceil(args.num_train_epochs)
+    warmup = args.get_warmup_steps(total)
+    if warmup < total or warmup == 0:
+        return False
+    logger.warning(
+        "%s: warmup of %d step(s) would cover all %d optimizer step(s), leaving the learning "
+        "rate at 0 throughout; training without warmup instead",
+        method,
+        warmup,
+        total,
+    )
+    args.warmup_steps = 0
+    return True
 
 
 def last_checkpoint(checkpoint_dir: str | Path) -> str | None:

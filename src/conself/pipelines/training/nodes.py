@@ -21,6 +21,11 @@ from conself.shards import content_key
 
 logger = logging.getLogger(__name__)
 
+# Part of every adapter's key: raised when a change to training changes what the same
+# pairs and settings produce, so that an adapter trained by older code is not reused.
+# 2: warmup no longer covers every step (it left 1-step adapters at zero).
+ADAPTER_KEY_VERSION = 2
+
 # The training result (metrics and log history) kept with the adapter, for reuse on rerun.
 TRAINING_RESULT_FILE = "training_result.json"
 
@@ -93,6 +98,7 @@ def train_round_model(
     CondpoConfig.from_dict(condpo_params)  # refuse bad keys before launching anything
     num_processes = int(params.get("num_processes", 1))
     key = content_key(
+        ADAPTER_KEY_VERSION,
         preference_pairs,
         base_model["fingerprint"],
         round_model["adapter_fingerprints"],
