@@ -7,6 +7,10 @@ from typing import Any
 from conself.sampling.backend import TransformersSampler
 from conself.sampling.vllm_backend import VllmSampler
 
+# Part of every sampling shard's key: raised when a change to the samplers changes what
+# the same model, prompts and seed produce, so shards from older code are not reused.
+SAMPLER_KEY_VERSION = 2
+
 
 def model_identity(
     model: dict[str, Any], dtype: str, backend: str = "transformers"
@@ -14,11 +18,12 @@ def model_identity(
     """What makes two samplers produce the same tokens: weights (base + adapters), dtype and
     the backend (vLLM and transformers draw different samples for the same seed)."""
     identity = {
+        "sampler": SAMPLER_KEY_VERSION,
         "fingerprint": model["fingerprint"],
         "adapters": list(model.get("adapter_fingerprints") or []),
         "dtype": dtype,
     }
-    if backend != "transformers":  # keeps the keys of earlier transformers shards valid
+    if backend != "transformers":
         identity["backend"] = backend
     return identity
 
