@@ -16,17 +16,10 @@ from pathlib import Path
 import pytest
 from tiny_project import copy_project
 
+from conself.pipeline_registry import STAGES
+
 pytestmark = pytest.mark.slow
 
-STAGES = (
-    "generation",
-    "execution",
-    "entropy",
-    "curriculum",
-    "preference",
-    "training",
-    "evaluation",
-)
 PIPELINES = {"__default__", *STAGES}
 # Kedro's data-layer convention, in data-flow order.
 LAYER_ORDER = (

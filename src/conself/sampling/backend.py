@@ -112,6 +112,18 @@ def topk_entropy(logp: torch.Tensor, k: int) -> torch.Tensor:
     return -(top_p * torch.log(top_p.clamp_min(1e-30))).sum(-1)
 
 
+def chat_text(tokenizer: object, user_message: str) -> str:
+    """The model's chat template around one user message, ready for the assistant's turn."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def chat_prompt_ids(tokenizer: object, user_message: str) -> list[int]:
+    """Token ids of ``chat_text`` (the template already holds the special tokens)."""
+    return tokenizer(chat_text(tokenizer, user_message), add_special_tokens=False).input_ids
+
+
 def row_seed(seed: int, row: int) -> int:
     """A well-mixed 63-bit seed for row ``row`` of a call made with ``seed``."""
     return int(np.random.SeedSequence([seed, row]).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -148,9 +160,7 @@ class TransformersSampler:
         self._has_backtick: dict[int, bool] = {}
 
     def chat_text(self, user_message: str) -> str:
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
-        )
+        return chat_text(self.tokenizer, user_message)
 
     def prompt_fits(self, user_message: str, max_new_tokens: int) -> bool:
         """Whether prompt plus budget fits the context window.
@@ -159,7 +169,7 @@ class TransformersSampler:
         it cuts that row's budget to what the window leaves (finish reason "length";
         an empty completion when the prompt alone fills the window) and logs a warning.
         """
-        n = len(self.tokenizer(self.chat_text(user_message), add_special_tokens=False).input_ids)
+        n = len(chat_prompt_ids(self.tokenizer, user_message))
         return self.max_prompt_tokens is None or n + max_new_tokens <= self.max_prompt_tokens
 
     def generate(

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from conself.sampling.backend import Generation, row_seed
+from conself.sampling.backend import Generation, chat_prompt_ids, chat_text, row_seed
 from conself.sampling.prompts import closes_code_block
 
 logger = logging.getLogger(__name__)
@@ -195,12 +195,10 @@ class VllmSampler:
         self._end_ids = self._eos_ids()
 
     def chat_text(self, user_message: str) -> str:
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
-        )
+        return chat_text(self.tokenizer, user_message)
 
     def _prompt_ids(self, user_message: str) -> list[int]:
-        return self.tokenizer(self.chat_text(user_message), add_special_tokens=False).input_ids
+        return chat_prompt_ids(self.tokenizer, user_message)
 
     def prompt_fits(self, user_message: str, max_new_tokens: int) -> bool:
         """Whether prompt plus budget fits the context window (as the transformers backend)."""
