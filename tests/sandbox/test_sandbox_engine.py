@@ -3,6 +3,7 @@ determinism, recovery."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 import logging
@@ -14,7 +15,7 @@ import time
 import pytest
 from sandbox_checks import TEST_CONFIG, uid_processes
 
-from conself.sandbox import Job, Record, Sandbox
+from conself.sandbox import Job, Record, Sandbox, engine
 from conself.sandbox.engine import SandboxUnavailable
 
 
@@ -113,8 +114,30 @@ def test_streaming_is_lazy_and_bounded(sandbox: Sandbox) -> None:
         if len(seen) == 30:
             break
     assert seen == [str(i) for i in range(30)]
-    assert next(pulled) <= 30 + 8 * TEST_CONFIG.n_workers + 1
+    assert next(pulled) <= 30 + engine._WINDOW_PER_WORKER * TEST_CONFIG.n_workers + 1
     assert sandbox.run_one(Job("print(7)", "stdio")).output == "7"  # still in sync
+
+
+def test_output_held_behind_a_slow_job_is_bounded(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records finished after a slow head job wait in memory: their bytes are capped."""
+    monkeypatch.setattr(engine, "_HELD_BYTES", 1 << 20)
+    pulled = itertools.count()
+    big = "print('x' * 60000)\n"
+
+    def jobs():
+        next(pulled)
+        yield Job("import time\ntime.sleep(1.0)\nprint('head')\n", "stdio")
+        for _ in range(200):
+            next(pulled)
+            yield Job(big, "stdio")
+
+    records = sandbox.run(jobs())
+    assert next(records).output == "head"
+    # ~17 held records of 60 kB pass 1 MiB, plus what was already queued at the workers.
+    assert next(pulled) <= 1 + 18 + engine._MAX_QUEUED_PER_WORKER * TEST_CONFIG.n_workers + 1
+    assert sum(1 for _ in records) == 200
 
 
 def test_invalid_jobs_are_rejected(sandbox: Sandbox) -> None:
@@ -147,6 +170,15 @@ def test_measurements_are_filled(sandbox: Sandbox) -> None:
     assert record.wall_time_s > 0
     assert record.cpu_time_s > 0
     assert record.peak_memory_kb > 64 * 1024
+
+
+def test_programs_see_the_documented_environment_only(sandbox: Sandbox) -> None:
+    """The worker's own settings (module path, eager symbol binding) stay out of it."""
+    record = sandbox.run_one(Job("import os\nprint(sorted(os.environ))\n", "stdio"))
+    assert record.outcome == "ok", record
+    names = ast.literal_eval(record.output)
+    assert "PYTHONPATH" not in names and "LD_BIND_NOW" not in names
+    assert {"PYTHONHASHSEED", "TZ", "LC_ALL", "HOME", "TMPDIR", "OMP_NUM_THREADS"} <= set(names)
 
 
 MIXED_BATCH = [

@@ -53,6 +53,7 @@ SCRATCH_TOKEN = "<scratch>"
 EXIT_SETUP_FAILED = 121
 EXIT_INTERNAL = 122
 _FRAME_MAGIC = b"CSR1"
+RESULTS_PER_FRAME = 4  # the engine refills a worker at this many pending jobs
 _CODES = ("ok", "compile_error", "runtime_error", "nonzero_exit", "time_limit",
           "memory_limit", "output_limit", "signal", "no_result")  # fmt: skip
 _ADDRESS_BYTES_RE = re.compile(rb"(?<=at )0x[0-9a-fA-F]+|\b0x[0-9a-f]{12}\b")
@@ -501,7 +502,8 @@ class Worker:
         home = self.scratch
         os.environ.update({"HOME": home, "TMPDIR": home, "TMP": home, "TEMP": home,
                            "PWD": home})  # fmt: skip
-        os.environ.pop("PYTHONPATH", None)
+        for name in ("PYTHONPATH", "LD_BIND_NOW"):  # the worker's, not the programs'
+            os.environ.pop(name, None)
         os.chdir(self.scratch)
         _set_stdio()
         self._lockdown()
@@ -1116,11 +1118,20 @@ def main() -> None:
     _send(out, ("ready", info))
     try:
         while True:
-            batch = _recv(inp)  # the engine sends jobs in batches; results go back one by one
+            batch = _recv(inp)  # the engine sends jobs in batches
             if batch is None:
                 break
+            # Results go back a few per frame: every frame wakes the engine, which costs
+            # more than the write. Never held past the batch, so the engine (which refills
+            # a worker once half its queue is answered) never leaves it waiting for work.
+            results = []
             for seq, program, kind, entry_point, text_input in batch:
-                _send(out, (seq, *worker.run(program, kind, entry_point, text_input)))
+                results.append((seq, *worker.run(program, kind, entry_point, text_input)))
+                if len(results) >= RESULTS_PER_FRAME:
+                    _send(out, results)
+                    results = []
+            if results:
+                _send(out, results)
     except BaseException as exc:  # tell the engine why before it sees the pipe close
         with contextlib.suppress(BaseException):
             import traceback  # only on the way out: the warm worker stays small

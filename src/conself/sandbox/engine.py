@@ -20,18 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conself.sandbox._worker import RESULTS_PER_FRAME
 from conself.sandbox.types import KINDS, Job, Outcome, Record, SandboxConfig
 
 logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<I")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-# Jobs travel to a worker in batches (one frame, one write, one wake-up for several runs):
-# a worker is topped up to _MAX_QUEUED_PER_WORKER jobs once it is down to _REFILL_AT, so
-# it always has work queued while the engine is busy elsewhere.
-_MAX_QUEUED_PER_WORKER = 8
-_REFILL_AT = 4
+# Jobs travel to a worker in batches and results come back a few per frame (one write,
+# one wake-up for several runs): a worker is topped up to _MAX_QUEUED_PER_WORKER jobs once
+# it is down to _REFILL_AT, the size of its result frames, so it always has work queued.
+_REFILL_AT = RESULTS_PER_FRAME
+_MAX_QUEUED_PER_WORKER = 2 * _REFILL_AT
 _START_TIMEOUT_S = 60.0
+_WINDOW_PER_WORKER = 64
+_HELD_BYTES = 64 << 20
+
+
+def _held_bytes(done: dict[int, Record]) -> int:
+    """Bytes of output held by records waiting for an earlier job to finish."""
+    return sum(len(r.stdout) + len(r.output or "") for r in done.values())
 
 
 class SandboxUnavailable(RuntimeError):
@@ -72,6 +80,11 @@ def _worker_env(config: SandboxConfig) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "LANGUAGE": "C",
+        # Bind every symbol of the worker's libraries at load: with lazy binding a child's
+        # first call of a function the worker never called writes the GOT and walks the
+        # linker's tables, a dozen copy-on-write faults per run. The worker removes it
+        # from the environment programs see.
+        "LD_BIND_NOW": "1",
     }
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                  "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS",
@@ -360,7 +373,11 @@ class Sandbox:
         return next(iter(self.run([job])))
 
     def _run(self, jobs: Iterator[Job]) -> Iterator[Record]:
-        window = max(4, len(self._workers) * 8)
+        # Jobs in flight or finished out of order. Much wider than the workers' queues, so
+        # one slow job at the head does not starve the other workers; memory stays bounded
+        # by it and by _HELD_BYTES (a record may carry up to output_limit bytes).
+        window = max(_WINDOW_PER_WORKER, len(self._workers) * _WINDOW_PER_WORKER)
+        held_cap = max(1, _HELD_BYTES // (2 * max(1, self.config.output_limit_bytes)))
         done: dict[int, Record] = {}
         next_seq = next_out = 0
         exhausted = False
@@ -368,6 +385,8 @@ class Sandbox:
             while True:
                 for handle in sorted(self._workers.values(), key=lambda h: len(h.pending)):
                     if exhausted or next_seq - next_out >= window:
+                        break
+                    if len(done) >= held_cap and _held_bytes(done) > _HELD_BYTES:
                         break
                     if len(handle.pending) > _REFILL_AT:
                         continue
@@ -440,13 +459,19 @@ class Sandbox:
                 continue
             handle.inbuf += chunk
             for msg in handle.frames():
-                if msg[0] == "fatal":
-                    logger.error("sandbox worker %d failed: %s", handle.slot, msg[1])
+                if type(msg) is not list:
+                    if msg[0] == "fatal":
+                        logger.error("sandbox worker %d failed: %s", handle.slot, msg[1])
                     continue
-                seq = msg[0]
-                with contextlib.suppress(ValueError):
-                    handle.pending.remove(seq)
-                done[seq] = _record(msg[1:])
+                pending = handle.pending
+                for result in msg:
+                    seq = result[0]
+                    if pending and pending[0] == seq:  # results come back in job order
+                        pending.popleft()
+                    else:
+                        with contextlib.suppress(ValueError):
+                            pending.remove(seq)
+                    done[seq] = _record(result[1:])
 
     def _worker_died(self, handle: _WorkerHandle, done: dict[int, Record]) -> None:
         """A worker vanished: its jobs get NO_RESULT and a fresh worker takes the slot."""
