@@ -110,7 +110,8 @@ def bench_trivial(sandbox: Sandbox, n: int) -> None:
     call_jobs = [Job(programs[i % 20], "call", "f", f"[{i}]") for i in range(n)]
     stdio_jobs = [Job(f"print(input()[::-1], {i % 20})\n", "stdio", input=f"abc{i}\n")
                   for i in range(n)]  # fmt: skip
-    for name, jobs in (("call", call_jobs), ("stdio", stdio_jobs)):
+    empty_jobs = [Job("", "stdio") for _ in range(n)]  # isolation with no program at all
+    for name, jobs in (("call", call_jobs), ("stdio", stdio_jobs), ("empty", empty_jobs)):
         runs_per_s, cpu_ms, counts, host = rate(sandbox, jobs)
         print(
             f"trivial {name:5s}: {runs_per_s:8.0f} isolated runs/s; {cpu_ms:.2f} CPU ms/run "
