@@ -43,10 +43,13 @@ DATASETS = (
 
 
 class Round:
-    def __init__(self, path: Path, data: dict[str, Any], params: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, data: dict[str, Any], params: dict[str, Any], left_open: list[str]
+    ) -> None:
         self.path = path
         self.data = data
         self.params = params
+        self.left_open = left_open  # MLflow runs still active after the session
 
     def __getitem__(self, name: str) -> Any:
         return self.data[name]
@@ -81,7 +84,12 @@ def tiny_round(
                 data = {name: context.catalog.load(name) for name in DATASETS}
                 params = context.params
         finally:
-            if mlflow.active_run() is not None:
+            # Every run still open is noted, then ended against the project's store: one
+            # left open would be ended at interpreter exit against the restored default
+            # URI, creating an mlflow.db in the directory the tests were started from.
+            left_open = []
+            while (active := mlflow.active_run()) is not None:
+                left_open.append(active.info.run_id)
                 mlflow.end_run()
             mlflow.set_tracking_uri(previous_uri)
             for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
@@ -89,7 +97,7 @@ def tiny_round(
                     mp.delenv(key)
     # The round really used the session's checkpoint from the copy's cache.
     assert data["base_model"]["path"].endswith(tiny_checkpoint_dir.name)
-    return Round(project, data, params)
+    return Round(project, data, params, left_open)
 
 
 # ---- problems --------------------------------------------------------------------------------
@@ -268,6 +276,12 @@ def _metric(metrics: dict[str, float], name: str) -> float:
     found = [v for k, v in metrics.items() if k == name or k.endswith("." + name)]
     assert len(found) == 1, f"metric {name!r} logged {len(found)} times: {sorted(metrics)}"
     return found[0]
+
+
+def test_the_session_leaves_no_mlflow_run_active(tiny_round: Round) -> None:
+    """In a notebook, a run left active would take the user's next logs and be ended at
+    exit against whatever store is configured by then."""
+    assert tiny_round.left_open == []
 
 
 def test_mlflow_store_has_the_round(tiny_round: Round) -> None:
