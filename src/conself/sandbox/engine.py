@@ -376,7 +376,7 @@ class Sandbox:
         # Jobs in flight or finished out of order. Much wider than the workers' queues, so
         # one slow job at the head does not starve the other workers; memory stays bounded
         # by it and by _HELD_BYTES (a record may carry up to output_limit bytes).
-        window = max(_WINDOW_PER_WORKER, len(self._workers) * _WINDOW_PER_WORKER)
+        window = max(1, len(self._workers)) * _WINDOW_PER_WORKER
         held_cap = max(1, _HELD_BYTES // (2 * max(1, self.config.output_limit_bytes)))
         done: dict[int, Record] = {}
         next_seq = next_out = 0
