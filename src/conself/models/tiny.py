@@ -185,15 +185,14 @@ def fence_probabilities(model, tokenizer, conversations: list[list[dict[str, str
     then has nothing to execute; the figure is logged and recorded with the checkpoint
     so that a build gone wrong shows (tests check it on every kernel path of the CPU).
     """
+    from conself.sampling.backend import chat_prompt_ids
+
     fence = tokenizer.convert_tokens_to_ids("```")
     prompts = sorted({c[0]["content"] for c in conversations if c[1]["content"].startswith("```")})
     probabilities = []
     with torch.no_grad():
         for prompt in prompts:
-            text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+            ids = torch.tensor([chat_prompt_ids(tokenizer, prompt)])
             probabilities.append(model(input_ids=ids).logits[0, -1].softmax(-1)[fence].item())
     return probabilities
 
